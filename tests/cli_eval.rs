@@ -1,0 +1,210 @@
+//! `netsentinel eval` and configuration errors, through the real binary:
+//! exit codes, messages that name the file/line/key, and the JSON shape.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn netsentinel(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_netsentinel"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A small labelled set: a 2-D cluster and a few far points.
+fn write_dataset(dir: &Path) -> std::path::PathBuf {
+    let mut text = String::from("x,y,label\n");
+    for i in 0..300 {
+        let a = (i % 17) as f64 / 17.0;
+        let b = (i % 13) as f64 / 13.0;
+        text.push_str(&format!("{a},{b},0\n"));
+    }
+    for i in 0..6 {
+        text.push_str(&format!("{},{},1\n", 20 + i, -15 - i));
+    }
+    let p = dir.join("small.csv");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn eval_json_has_the_documented_shape_and_finds_the_outliers() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_dataset(dir.path());
+    let out = netsentinel(
+        &[
+            "eval",
+            file.to_str().unwrap(),
+            "--seeds",
+            "0,1,2",
+            "--contamination",
+            "0.02",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["rows"], 306);
+    assert_eq!(v["features"], 2);
+    assert_eq!(v["anomalies"], 6);
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    for (run, seed) in runs.iter().zip([0, 1, 2]) {
+        assert_eq!(run["seed"], seed);
+        for key in [
+            "auc",
+            "ap",
+            "precision",
+            "recall",
+            "f1",
+            "fit_ms",
+            "score_ms",
+            "rows_per_s",
+        ] {
+            assert!(run[key].is_number(), "run lacks {key}: {run}");
+        }
+    }
+    assert!(v["mean"].get("seed").is_none());
+    assert!(v["mean"]["auc"].as_f64().unwrap() > 0.99, "{v}");
+    assert!(v["mean"]["recall"].as_f64().unwrap() > 0.99, "{v}");
+}
+
+#[test]
+fn eval_text_prints_a_row_per_seed_and_the_mean() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_dataset(dir.path());
+    let out = netsentinel(
+        &["eval", file.to_str().unwrap(), "--seeds", "4,5"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("auc") && text.contains("rows/s"), "{text}");
+    assert!(
+        text.lines().any(|l| l.trim_start().starts_with("4 ")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.trim_start().starts_with("mean")),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_csv_exits_2_naming_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.csv");
+    std::fs::write(&p, "a,b,label\n1,2,0\n1,oops,1\n").unwrap();
+    let out = netsentinel(&["eval", p.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let e = stderr(&out);
+    assert!(
+        e.contains("bad.csv:3") && e.contains("column 2") && e.contains("oops"),
+        "{e}"
+    );
+}
+
+#[test]
+fn single_class_file_exits_2_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("normal.csv");
+    std::fs::write(&p, "a,label\n1,0\n2,0\n3,0\n").unwrap();
+    let out = netsentinel(&["eval", p.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("both normal"), "{}", stderr(&out));
+}
+
+#[test]
+fn out_of_range_flag_exits_2_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_dataset(dir.path());
+    let out = netsentinel(
+        &["eval", file.to_str().unwrap(), "--contamination", "0.7"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let e = stderr(&out);
+    assert!(
+        e.contains("--contamination") && e.contains("(0, 0.5]"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_config_file_exits_2_naming_file_key_value_and_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_dataset(dir.path());
+    // Picked up from the working directory when --config is absent.
+    std::fs::write(
+        dir.path().join("netsentinel.toml"),
+        "[server]\nmax_clients = 0\n",
+    )
+    .unwrap();
+    let out = netsentinel(&["eval", file.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let e = stderr(&out);
+    assert!(
+        e.contains("netsentinel.toml")
+            && e.contains("server.max_clients")
+            && e.contains("= 0")
+            && e.contains("1..="),
+        "{e}"
+    );
+    // An explicit --config wins over the file in the working directory.
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "[detector]\ntrees = 10\n").unwrap();
+    let out = netsentinel(
+        &[
+            "--config",
+            good.to_str().unwrap(),
+            "eval",
+            file.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn env_override_is_validated_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_dataset(dir.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_netsentinel"))
+        .args(["eval", file.to_str().unwrap()])
+        .current_dir(dir.path())
+        .env("NETSENTINEL_DETECTOR_TREES", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("NETSENTINEL_DETECTOR_TREES"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn help_explains_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = netsentinel(&["eval", "--help"], dir.path());
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--label",
+        "--trees",
+        "--sample-size",
+        "--seeds",
+        "--contamination",
+        "--json",
+    ] {
+        assert!(text.contains(flag), "help lacks {flag}");
+    }
+}
