@@ -1,6 +1,6 @@
 //! The configuration: `netsentinel.toml` → a validated [`Config`].
 //!
-//! Every key is declared once, in [`KEYS`], with its type, its allowed range,
+//! Every key is declared once, in `KEYS`, with its type, its allowed range,
 //! its default and a one-line description. The same declaration validates the
 //! file, the environment overrides and the command-line overrides, so a value
 //! is checked in exactly one way whatever its source.
