@@ -33,6 +33,45 @@ pub enum Command {
     /// Measure the detector on a labelled CSV: ROC AUC, average precision,
     /// precision/recall/F1 at the threshold, fit and score time, per seed and mean.
     Eval(EvalArgs),
+    /// Run the ingest server: accept senders over TCP, score every packet, store
+    /// it in PostgreSQL, answer each sender with its verdict. Stops cleanly on
+    /// Ctrl-C/SIGTERM (a second one exits at once).
+    Server(ServerArgs),
+    /// Train a new model now on the newest stored packets (detector.train_window)
+    /// and store it; a running server picks it up within seconds.
+    Retrain(DatabaseArgs),
+}
+
+/// `--database-url`, shared by the subcommands that use PostgreSQL.
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL [default: database.url, or DATABASE_URL].
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+/// `netsentinel server`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Wire protocol: docs/PROTOCOL.md. Senders connect to server.host:server.port \
+and send one JSON packet per line; each gets {\"seq\",\"id\",\"anomaly\",\"score\"} back once stored."
+)]
+pub struct ServerArgs {
+    /// Address to listen on [default: server.host, 127.0.0.1].
+    #[arg(long, value_name = "ADDR")]
+    pub host: Option<String>,
+
+    /// TCP port for senders [default: server.port, 9999].
+    #[arg(long, short = 'p', value_name = "PORT")]
+    pub port: Option<String>,
+
+    /// Connections served at once [default: server.max_clients, 5].
+    #[arg(long, value_name = "N")]
+    pub max_clients: Option<String>,
+
+    /// Database options.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 /// `netsentinel eval`.

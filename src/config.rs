@@ -156,6 +156,36 @@ const KEYS: &[KeySpec] = &[
         kind: int(1, 10_000),
     },
     KeySpec {
+        section: "server",
+        key: "max_waiting",
+        kind: int(0, 100_000),
+    },
+    KeySpec {
+        section: "server",
+        key: "queue_timeout_s",
+        kind: int(1, 86_400),
+    },
+    KeySpec {
+        section: "server",
+        key: "idle_timeout_s",
+        kind: int(1, 86_400),
+    },
+    KeySpec {
+        section: "server",
+        key: "queue_capacity",
+        kind: int(1, 1_000_000),
+    },
+    KeySpec {
+        section: "server",
+        key: "batch_max",
+        kind: int(1, 100_000),
+    },
+    KeySpec {
+        section: "server",
+        key: "batch_wait_ms",
+        kind: int(0, 10_000),
+    },
+    KeySpec {
         section: "database",
         key: "url",
         kind: Kind::Text,
@@ -195,6 +225,16 @@ const KEYS: &[KeySpec] = &[
         kind: int(2, 100_000_000),
     },
     KeySpec {
+        section: "detector",
+        key: "train_window",
+        kind: int(2, 10_000_000),
+    },
+    KeySpec {
+        section: "detector",
+        key: "retrain_every",
+        kind: int(0, 1_000_000_000),
+    },
+    KeySpec {
         section: "traffic",
         key: "protocols",
         kind: Kind::ProtocolList,
@@ -220,6 +260,18 @@ pub struct ServerConfig {
     pub port: u16,
     /// Connections served at once; later ones wait in line.
     pub max_clients: usize,
+    /// Connections allowed to wait for a slot; more are refused.
+    pub max_waiting: usize,
+    /// Seconds a connection may wait for a slot before it is closed.
+    pub queue_timeout_s: u64,
+    /// Seconds a served connection may stay silent before it is closed.
+    pub idle_timeout_s: u64,
+    /// Packets the FIFO between connections and the worker holds.
+    pub queue_capacity: usize,
+    /// Packets written in one transaction at most.
+    pub batch_max: usize,
+    /// Milliseconds the worker waits to fill a batch after its first packet.
+    pub batch_wait_ms: u64,
 }
 
 /// `[database]`: PostgreSQL.
@@ -244,6 +296,10 @@ pub struct DetectorConfig {
     pub seed: u64,
     /// Packets needed before the first model is trained.
     pub min_train_packets: u64,
+    /// Newest packets a model is trained on.
+    pub train_window: usize,
+    /// Packets stored between automatic retrains; 0 = never.
+    pub retrain_every: u64,
 }
 
 /// `[traffic]`: what the traffic generator sends.
@@ -286,6 +342,12 @@ impl Default for Config {
                 host: "127.0.0.1".into(),
                 port: 9999,
                 max_clients: 5,
+                max_waiting: 100,
+                queue_timeout_s: 30,
+                idle_timeout_s: 300,
+                queue_capacity: 20_000,
+                batch_max: 4_096,
+                batch_wait_ms: 5,
             },
             database: DatabaseConfig {
                 url: "postgresql://postgres@127.0.0.1:5432/netsentinel".into(),
@@ -297,6 +359,8 @@ impl Default for Config {
                 sample_size: 256,
                 seed: 42,
                 min_train_packets: 50,
+                train_window: 10_000,
+                retrain_every: 100_000,
             },
             traffic: TrafficConfig {
                 protocols: ["TCP", "UDP", "ICMP", "HTTP", "HTTPS"]
@@ -452,6 +516,12 @@ impl Config {
             ("server", "host") => self.server.host = text(value),
             ("server", "port") => self.server.port = int(&value) as u16,
             ("server", "max_clients") => self.server.max_clients = int(&value) as usize,
+            ("server", "max_waiting") => self.server.max_waiting = int(&value) as usize,
+            ("server", "queue_timeout_s") => self.server.queue_timeout_s = int(&value) as u64,
+            ("server", "idle_timeout_s") => self.server.idle_timeout_s = int(&value) as u64,
+            ("server", "queue_capacity") => self.server.queue_capacity = int(&value) as usize,
+            ("server", "batch_max") => self.server.batch_max = int(&value) as usize,
+            ("server", "batch_wait_ms") => self.server.batch_wait_ms = int(&value) as u64,
             ("database", "url") => self.database.url = text(value),
             ("database", "pool_size") => self.database.pool_size = int(&value) as u32,
             ("detector", "contamination") => {
@@ -465,6 +535,8 @@ impl Config {
             ("detector", "min_train_packets") => {
                 self.detector.min_train_packets = int(&value) as u64
             }
+            ("detector", "train_window") => self.detector.train_window = int(&value) as usize,
+            ("detector", "retrain_every") => self.detector.retrain_every = int(&value) as u64,
             ("traffic", "protocols") => {
                 if let Checked::List(list) = value {
                     self.traffic.protocols = list;

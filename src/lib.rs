@@ -15,3 +15,8 @@ pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod eval;
+pub mod features;
+pub mod model;
+pub mod protocol;
+pub mod server;
+pub mod store;

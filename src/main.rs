@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use netsentinel::cli::{Cli, Command, EvalArgs};
+use netsentinel::cli::{Cli, Command, DatabaseArgs, EvalArgs, ServerArgs};
 use netsentinel::config::{Config, ConfigError};
 use netsentinel::eval::{self, EvalError, EvalOptions};
+use netsentinel::server::{self, shutdown, ServerError};
 
 /// A failure on its way to the user: what to print and how to exit.
 struct Failure {
@@ -21,6 +22,15 @@ impl From<ConfigError> for Failure {
         Failure {
             code: 2,
             message: format!("config error: {e}"),
+        }
+    }
+}
+
+impl From<ServerError> for Failure {
+    fn from(e: ServerError) -> Self {
+        Failure {
+            code: 1,
+            message: e.to_string(),
         }
     }
 }
@@ -53,7 +63,69 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
     match cli.command {
         Command::Eval(args) => run_eval(config, args),
+        Command::Server(args) => run_server(config, args),
+        Command::Retrain(args) => run_retrain(config, args),
     }
+}
+
+/// Applies `flag` values to config keys; each is validated like the file's.
+fn apply_flags(
+    config: &mut Config,
+    flags: &[(&str, &Option<String>, &str)],
+) -> Result<(), Failure> {
+    for (key, value, flag) in flags {
+        if let Some(v) = value {
+            config.set(key, v, flag)?;
+        }
+    }
+    Ok(())
+}
+
+fn apply_database(config: &mut Config, args: &DatabaseArgs) -> Result<(), Failure> {
+    apply_flags(
+        config,
+        &[("database.url", &args.database_url, "--database-url")],
+    )
+}
+
+fn run_server(mut config: Config, args: ServerArgs) -> Result<(), Failure> {
+    apply_flags(
+        &mut config,
+        &[
+            ("server.host", &args.host, "--host"),
+            ("server.port", &args.port, "--port"),
+            ("server.max_clients", &args.max_clients, "--max-clients"),
+        ],
+    )?;
+    apply_database(&mut config, &args.database)?;
+    let stop = shutdown::Shutdown::new();
+    shutdown::install_signal_handlers(stop.clone()).map_err(|e| Failure {
+        code: 1,
+        message: format!("cannot install signal handlers: {e}"),
+    })?;
+    server::run(config, stop)?;
+    Ok(())
+}
+
+fn run_retrain(mut config: Config, args: DatabaseArgs) -> Result<(), Failure> {
+    apply_database(&mut config, &args)?;
+    let runtime = |e: String| Failure {
+        code: 1,
+        message: e,
+    };
+    let mut client =
+        netsentinel::store::connect(&config.database.url).map_err(|e| runtime(e.to_string()))?;
+    let model = server::trainer::train_and_store(&mut client, &config.detector)
+        .map_err(|e| runtime(e.to_string()))?;
+    println!(
+        "model {} trained at {} on {} packets: threshold {:.4} (contamination {})",
+        model.info.id,
+        model.info.created_at.to_rfc3339(),
+        model.info.training_rows,
+        model.info.threshold,
+        model.info.contamination
+    );
+    Ok(())
 }
 
 fn run_eval(mut config: Config, args: EvalArgs) -> Result<(), Failure> {

@@ -1,0 +1,499 @@
+//! The wire format between senders and the server: newline-delimited JSON.
+//!
+//! This module parses one line into a validated [`Packet`] (or a hello, or a
+//! precise error) and encodes every line the server sends. It does no I/O;
+//! `docs/PROTOCOL.md` documents the format with examples.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::config::{is_valid_protocol_name, PROTOCOL_NAME_RULE};
+
+/// Protocol version announced in the welcome line.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Longest line accepted, newline excluded; a longer one closes the connection.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+/// Longest sender name accepted in a hello, in characters.
+pub const MAX_CLIENT_NAME_CHARS: usize = 64;
+/// Largest `seq` accepted: it is stored as a PostgreSQL BIGINT.
+pub const MAX_SEQ: u64 = i64::MAX as u64;
+
+/// One packet record, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Packet {
+    /// Sender's sequence number, increasing per sender; enables exactly-once.
+    pub seq: Option<u64>,
+    /// Source address.
+    pub source_ip: IpAddr,
+    /// Destination address.
+    pub dest_ip: IpAddr,
+    /// IP packet length in bytes.
+    pub packet_size: u16,
+    /// Protocol name, upper-cased.
+    pub protocol: String,
+    /// Source port.
+    pub src_port: Option<u16>,
+    /// Destination port.
+    pub dst_port: Option<u16>,
+    /// Capture time; the server's clock when absent.
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+/// What a line from a sender means.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Line {
+    /// `{"hello": NAME}`: names the sender.
+    Hello(String),
+    /// A packet record.
+    Packet(Packet),
+    /// A blank line: ignored.
+    Blank,
+}
+
+/// Why a line was refused. `seq` is set when the line carried a valid one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineError {
+    /// The line's `seq`, if it could be read.
+    pub seq: Option<u64>,
+    /// What was wrong, for the sender to fix.
+    pub message: String,
+}
+
+fn fail<T>(seq: Option<u64>, message: impl Into<String>) -> Result<T, LineError> {
+    Err(LineError {
+        seq,
+        message: message.into(),
+    })
+}
+
+/// A JSON value shown in an error message, cut short if long.
+fn shown(v: &Value) -> String {
+    let mut s = v.to_string();
+    if s.len() > 80 {
+        let mut cut = 77;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str("...");
+    }
+    s
+}
+
+/// Parses one line (without its newline; a trailing `\r` is allowed).
+pub fn parse_line(line: &str) -> Result<Line, LineError> {
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    if line.trim().is_empty() {
+        return Ok(Line::Blank);
+    }
+    let value: Value = match serde_json::from_str(line) {
+        Ok(v) => v,
+        Err(e) => return fail(None, format!("malformed JSON: {e}")),
+    };
+    let Value::Object(obj) = value else {
+        let kind = match value {
+            Value::Array(_) => "an array",
+            Value::String(_) => "a string",
+            Value::Number(_) => "a number",
+            Value::Bool(_) => "a boolean",
+            _ => "null",
+        };
+        return fail(
+            None,
+            format!("expected a JSON object (a packet or a hello), got {kind}"),
+        );
+    };
+    if let Some(name) = obj.get("hello") {
+        return parse_hello(name).map(Line::Hello);
+    }
+    parse_packet(&obj).map(Line::Packet)
+}
+
+fn parse_hello(name: &Value) -> Result<String, LineError> {
+    match name.as_str() {
+        Some(s)
+            if !s.trim().is_empty()
+                && s.chars().count() <= MAX_CLIENT_NAME_CHARS
+                && !s.chars().any(char::is_control) =>
+        {
+            Ok(s.to_string())
+        }
+        _ => fail(
+            None,
+            format!(
+                "hello must be a sender name of 1-{MAX_CLIENT_NAME_CHARS} characters without control characters, got {}",
+                shown(name)
+            ),
+        ),
+    }
+}
+
+fn parse_packet(obj: &Map<String, Value>) -> Result<Packet, LineError> {
+    let seq = match obj.get("seq") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64().filter(|s| *s <= MAX_SEQ) {
+            Some(s) => Some(s),
+            None => {
+                return fail(
+                    None,
+                    format!("seq must be an integer 0..={MAX_SEQ}, got {}", shown(v)),
+                )
+            }
+        },
+    };
+    let ip = |field: &str| -> Result<IpAddr, LineError> {
+        match obj.get(field) {
+            None | Some(Value::Null) => fail(seq, format!("{field} is required")),
+            Some(Value::String(s)) => s.parse().or_else(|_| {
+                let hint = if s.contains('%') {
+                    " (IPv6 zone ids such as %eth0 are not supported)"
+                } else {
+                    ""
+                };
+                fail(
+                    seq,
+                    format!("{field} must be an IPv4 or IPv6 address, got {s:?}{hint}"),
+                )
+            }),
+            Some(v) => fail(
+                seq,
+                format!("{field} must be an address string, got {}", shown(v)),
+            ),
+        }
+    };
+    let source_ip = ip("source_ip")?;
+    let dest_ip = ip("dest_ip")?;
+    let packet_size = match obj.get("packet_size") {
+        None | Some(Value::Null) => return fail(seq, "packet_size is required"),
+        Some(v) => match v.as_u64().and_then(|n| u16::try_from(n).ok()) {
+            Some(n) => n,
+            None => {
+                return fail(
+                    seq,
+                    format!("packet_size must be an integer 0..=65535, got {}", shown(v)),
+                )
+            }
+        },
+    };
+    let protocol = match obj.get("protocol") {
+        None | Some(Value::Null) => return fail(seq, "protocol is required"),
+        Some(Value::String(s)) if is_valid_protocol_name(s) => s.to_ascii_uppercase(),
+        Some(v) => {
+            return fail(
+                seq,
+                format!("protocol must be {PROTOCOL_NAME_RULE}, got {}", shown(v)),
+            )
+        }
+    };
+    let port = |field: &str| -> Result<Option<u16>, LineError> {
+        match obj.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match v.as_u64().and_then(|n| u16::try_from(n).ok()) {
+                Some(p) => Ok(Some(p)),
+                None => fail(
+                    seq,
+                    format!("{field} must be an integer 0..=65535, got {}", shown(v)),
+                ),
+            },
+        }
+    };
+    let src_port = port("src_port")?;
+    let dst_port = port("dst_port")?;
+    let timestamp = match obj.get("timestamp") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => match DateTime::parse_from_rfc3339(s) {
+            Ok(t) => Some(t.with_timezone(&Utc)),
+            Err(e) => {
+                return fail(
+                    seq,
+                    format!(
+                        "timestamp must be RFC 3339 such as \"2026-11-25T08:00:00.123Z\", got {s:?} ({e})"
+                    ),
+                )
+            }
+        },
+        Some(v) => {
+            return fail(
+                seq,
+                format!("timestamp must be an RFC 3339 string, got {}", shown(v)),
+            )
+        }
+    };
+    Ok(Packet {
+        seq,
+        source_ip,
+        dest_ip,
+        packet_size,
+        protocol,
+        src_port,
+        dst_port,
+        timestamp,
+    })
+}
+
+/// The server's answer to a hello.
+pub fn welcome(max_clients: usize) -> String {
+    format!(
+        r#"{{"welcome":"netsentinel","version":{PROTOCOL_VERSION},"max_clients":{max_clients}}}"#
+    )
+}
+
+/// Sent to a connection that must wait for a slot.
+pub fn queued(position: usize, max_clients: usize) -> String {
+    format!(r#"{{"queued":{position},"max_clients":{max_clients}}}"#)
+}
+
+/// A verdict for one stored packet.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Verdict {
+    /// The packet's `seq`, if it had one.
+    pub seq: Option<u64>,
+    /// Row id in `packets`.
+    pub id: i64,
+    /// Judged anomalous.
+    pub anomaly: bool,
+    /// Anomaly score; `None` while no model exists.
+    pub score: Option<f64>,
+    /// Set when the packet had been stored before (a resend).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+}
+
+/// An error answer to one line; the connection goes on unless `closing`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorLine {
+    /// 1-based line number on this connection.
+    pub line: u64,
+    /// The line's `seq`, if it could be read.
+    pub seq: Option<u64>,
+    /// What was wrong.
+    pub error: String,
+    /// Set on the last line before the server closes the connection.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub closing: bool,
+}
+
+/// Appends `value` as one JSON line to `out`.
+pub fn write_line<T: Serialize>(out: &mut Vec<u8>, value: &T) {
+    // Serialising these plain structs into a Vec cannot fail.
+    serde_json::to_writer(&mut *out, value).expect("verdict and error lines serialise");
+    out.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(line: &str) -> Packet {
+        match parse_line(line) {
+            Ok(Line::Packet(p)) => p,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    fn error(line: &str) -> LineError {
+        match parse_line(line) {
+            Err(e) => e,
+            other => panic!("{line} accepted: {other:?}"),
+        }
+    }
+
+    const GOOD: &str = r#"{"seq": 17, "source_ip": "192.168.1.10", "dest_ip": "10.0.0.5", "packet_size": 512, "protocol": "TCP", "src_port": 51234, "dst_port": 443, "timestamp": "2026-11-25T08:00:00.123Z"}"#;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let p = packet(GOOD);
+        assert_eq!(p.seq, Some(17));
+        assert_eq!(p.source_ip.to_string(), "192.168.1.10");
+        assert_eq!(p.packet_size, 512);
+        assert_eq!(p.protocol, "TCP");
+        assert_eq!((p.src_port, p.dst_port), (Some(51234), Some(443)));
+        assert_eq!(
+            p.timestamp.unwrap().to_rfc3339(),
+            "2026-11-25T08:00:00.123+00:00"
+        );
+    }
+
+    #[test]
+    fn optional_fields_may_be_absent_and_extra_fields_are_ignored() {
+        let p = packet(
+            r#"{"source_ip":"::1","dest_ip":"2001:db8::2","packet_size":0,"protocol":"icmpv6","extra":[1,2]}"#,
+        );
+        assert_eq!(p.seq, None);
+        assert_eq!(p.protocol, "ICMPV6");
+        assert_eq!(p.timestamp, None);
+        assert!(p.source_ip.is_ipv6());
+    }
+
+    #[test]
+    fn hello_and_blank_lines() {
+        assert_eq!(
+            parse_line(r#"{"hello":"client1"}"#),
+            Ok(Line::Hello("client1".into()))
+        );
+        assert_eq!(
+            parse_line(r#"{"hello":"<img src=x onerror=alert(1)>"}"#),
+            Ok(Line::Hello("<img src=x onerror=alert(1)>".into()))
+        );
+        assert_eq!(parse_line("  \r"), Ok(Line::Blank));
+        assert!(parse_line(r#"{"hello":""}"#).is_err());
+        assert!(parse_line(r#"{"hello":"a\nb"}"#).is_err());
+        assert!(parse_line(&format!(r#"{{"hello":"{}"}}"#, "x".repeat(65))).is_err());
+    }
+
+    #[test]
+    fn every_bad_field_gets_a_precise_message_with_the_seq() {
+        let base = |field: &str, value: &str| {
+            format!(
+                r#"{{"seq":5,"source_ip":"1.2.3.4","dest_ip":"5.6.7.8","packet_size":100,"protocol":"UDP","{field}":{value}}}"#
+            )
+        };
+        let cases = [
+            (
+                "packet_size",
+                "-5",
+                "packet_size must be an integer 0..=65535, got -5",
+            ),
+            ("packet_size", "65536", "got 65536"),
+            ("packet_size", "\"12\"", "got \"12\""),
+            ("packet_size", "12.5", "got 12.5"),
+            (
+                "source_ip",
+                "\"999.1.1.1\"",
+                "source_ip must be an IPv4 or IPv6 address",
+            ),
+            (
+                "dest_ip",
+                "\"1.2.3\"",
+                "dest_ip must be an IPv4 or IPv6 address",
+            ),
+            ("dest_ip", "\"fe80::1%eth0\"", "zone ids"),
+            ("dest_ip", "7", "dest_ip must be an address string"),
+            (
+                "protocol",
+                "\"ELEVENCHARS\"",
+                "protocol must be 1-10 characters",
+            ),
+            ("protocol", "\"T CP\"", "protocol must be"),
+            ("protocol", "\"<script>\"", "protocol must be"),
+            ("src_port", "70000", "src_port must be an integer 0..=65535"),
+            ("dst_port", "-1", "dst_port must be"),
+            (
+                "timestamp",
+                "\"10000-01-01T00:00:00Z\"",
+                "timestamp must be RFC 3339",
+            ),
+            ("timestamp", "\"yesterday\"", "timestamp must be RFC 3339"),
+            (
+                "timestamp",
+                "1700000000",
+                "timestamp must be an RFC 3339 string",
+            ),
+        ];
+        for (field, value, expected) in cases {
+            let e = error(&base(field, value));
+            assert!(
+                e.message.contains(expected),
+                "{field}={value}: {}",
+                e.message
+            );
+            assert_eq!(e.seq, Some(5), "{field}={value}");
+        }
+    }
+
+    #[test]
+    fn mapped_ipv6_is_accepted() {
+        let p = packet(
+            r#"{"source_ip":"::ffff:1.2.3.4","dest_ip":"1.1.1.1","packet_size":1,"protocol":"TCP"}"#,
+        );
+        assert!(p.source_ip.is_ipv6());
+    }
+
+    #[test]
+    fn missing_required_fields_and_bad_seq() {
+        let e = error(r#"{"seq":1,"dest_ip":"1.1.1.1","packet_size":1,"protocol":"TCP"}"#);
+        assert_eq!(e.message, "source_ip is required");
+        let e = error(r#"{"source_ip":"1.1.1.1","dest_ip":"1.1.1.1","protocol":"TCP"}"#);
+        assert_eq!(e.message, "packet_size is required");
+        let e = error(r#"{"source_ip":"1.1.1.1","dest_ip":"1.1.1.1","packet_size":1}"#);
+        assert_eq!(e.message, "protocol is required");
+        let e = error(r#"{"seq":-1,"source_ip":"1.1.1.1"}"#);
+        assert!(
+            e.message.starts_with("seq must be an integer"),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.seq, None);
+        assert!(error(r#"{"seq":9223372036854775808}"#)
+            .message
+            .starts_with("seq must"));
+    }
+
+    #[test]
+    fn non_objects_and_malformed_json_are_errors() {
+        for (line, expected) in [
+            ("[1,2]", "got an array"),
+            ("\"x\"", "got a string"),
+            ("null", "got null"),
+            ("42", "got a number"),
+            ("{\"seq\": 1", "malformed JSON"),
+            ("{'a':1}", "malformed JSON"),
+            (r#"{"packet_size":1e309}"#, "malformed JSON"),
+            ("\u{0}\u{0}", "malformed JSON"),
+        ] {
+            assert!(
+                error(line).message.contains(expected),
+                "{line}: {}",
+                error(line).message
+            );
+        }
+    }
+
+    #[test]
+    fn output_lines_have_the_documented_shape() {
+        let mut out = Vec::new();
+        write_line(
+            &mut out,
+            &Verdict {
+                seq: Some(17),
+                id: 123456,
+                anomaly: false,
+                score: Some(0.43),
+                duplicate: false,
+            },
+        );
+        write_line(
+            &mut out,
+            &Verdict {
+                seq: None,
+                id: 1,
+                anomaly: true,
+                score: None,
+                duplicate: true,
+            },
+        );
+        write_line(
+            &mut out,
+            &ErrorLine {
+                line: 42,
+                seq: None,
+                error: "bad".into(),
+                closing: false,
+            },
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"seq\":17,\"id\":123456,\"anomaly\":false,\"score\":0.43}\n\
+             {\"seq\":null,\"id\":1,\"anomaly\":true,\"score\":null,\"duplicate\":true}\n\
+             {\"line\":42,\"seq\":null,\"error\":\"bad\"}\n"
+        );
+        assert_eq!(
+            welcome(5),
+            r#"{"welcome":"netsentinel","version":1,"max_clients":5}"#
+        );
+        assert_eq!(queued(2, 5), r#"{"queued":2,"max_clients":5}"#);
+    }
+}

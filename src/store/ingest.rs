@@ -1,0 +1,245 @@
+//! The worker's writes: one transaction per batch holding a binary COPY of the
+//! packets, the per-minute counters and the per-sender high-water marks; plus
+//! the reads that exactly-once needs (high-water marks, stored verdicts).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::{ToSql, Type};
+use postgres::Statement;
+
+use super::{PooledConn, StoreError};
+use crate::protocol::Packet;
+
+/// Ids reserved from `packets_id_seq` in one round trip.
+const ID_BLOCK: i64 = 65_536;
+
+const COPY_PACKETS: &str =
+    "COPY packets (id, source_ip, dest_ip, packet_size, protocol, \"timestamp\", \
+     anomaly_flag, anomaly_score, src_port, dst_port, client, client_seq, model_id) \
+     FROM STDIN (FORMAT binary)";
+
+const COPY_TYPES: [Type; 13] = [
+    Type::INT8,
+    Type::INET,
+    Type::INET,
+    Type::INT4,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::BOOL,
+    Type::FLOAT8,
+    Type::INT4,
+    Type::INT4,
+    Type::TEXT,
+    Type::INT8,
+    Type::INT8,
+];
+
+/// A packet about to be stored, with its verdict.
+#[derive(Debug, Clone)]
+pub struct NewPacket<'a> {
+    /// Reserved id.
+    pub id: i64,
+    /// The packet.
+    pub packet: &'a Packet,
+    /// Its timestamp (the server's clock when the sender gave none).
+    pub timestamp: DateTime<Utc>,
+    /// Sender name.
+    pub client: &'a str,
+    /// Verdict.
+    pub anomaly: bool,
+    /// Score, when a model judged it.
+    pub score: Option<f64>,
+    /// That model.
+    pub model_id: Option<i64>,
+}
+
+/// One row of `traffic_minutes` to add.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MinuteCount {
+    /// Start of the minute (ingest time).
+    pub minute: DateTime<Utc>,
+    /// Protocol.
+    pub protocol: String,
+    /// Packets.
+    pub packets: i64,
+    /// Bytes.
+    pub bytes: i64,
+    /// Anomalies.
+    pub anomalies: i64,
+}
+
+/// One sender's progress in a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SenderMark {
+    /// Sender name.
+    pub client: String,
+    /// Highest seq stored in the batch (-1 when its packets had none).
+    pub last_seq: i64,
+    /// Packets stored in the batch.
+    pub packets: i64,
+}
+
+/// The verdict of a packet stored earlier, found by (client, seq).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StoredVerdict {
+    /// Row id.
+    pub id: i64,
+    /// Verdict.
+    pub anomaly: bool,
+    /// Score.
+    pub score: Option<f64>,
+}
+
+/// A pooled connection with the worker's statements prepared on it.
+pub struct IngestConn {
+    conn: PooledConn,
+    reserve: Statement,
+    marks: Statement,
+    verdicts: Statement,
+    minutes: Statement,
+    senders: Statement,
+    next_id: i64,
+    end_id: i64,
+}
+
+impl IngestConn {
+    /// Prepares the statements on `conn`.
+    pub fn new(mut conn: PooledConn) -> Result<IngestConn, StoreError> {
+        let reserve =
+            conn.prepare("SELECT setval('packets_id_seq', nextval('packets_id_seq') + $1 - 1)")?;
+        let marks = conn.prepare("SELECT client, last_seq FROM senders WHERE client = ANY($1)")?;
+        let verdicts = conn.prepare(
+            "SELECT client_seq, id, anomaly_flag, anomaly_score FROM packets \
+             WHERE client = $1 AND client_seq = ANY($2)",
+        )?;
+        let minutes = conn.prepare(
+            "INSERT INTO traffic_minutes AS t (minute, protocol, packets, bytes, anomalies) \
+             SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::int8[], $4::int8[], $5::int8[]) \
+             ON CONFLICT (minute, protocol) DO UPDATE SET packets = t.packets + EXCLUDED.packets, \
+             bytes = t.bytes + EXCLUDED.bytes, anomalies = t.anomalies + EXCLUDED.anomalies",
+        )?;
+        let senders = conn.prepare(
+            "INSERT INTO senders AS s (client, last_seq, packets) \
+             SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[]) \
+             ON CONFLICT (client) DO UPDATE SET last_seq = GREATEST(s.last_seq, EXCLUDED.last_seq), \
+             packets = s.packets + EXCLUDED.packets, last_seen = now()",
+        )?;
+        Ok(IngestConn {
+            conn,
+            reserve,
+            marks,
+            verdicts,
+            minutes,
+            senders,
+            next_id: 0,
+            end_id: 0,
+        })
+    }
+
+    /// The next `n` packet ids, from a locally held block of the sequence.
+    pub fn take_ids(&mut self, n: usize) -> Result<Vec<i64>, StoreError> {
+        let mut ids = Vec::with_capacity(n);
+        while ids.len() < n {
+            if self.next_id >= self.end_id {
+                let want = ID_BLOCK.max((n - ids.len()) as i64);
+                let last: i64 = self.conn.query_one(&self.reserve, &[&want])?.get(0);
+                self.next_id = last - want + 1;
+                self.end_id = last + 1;
+            }
+            let take = ((n - ids.len()) as i64).min(self.end_id - self.next_id);
+            ids.extend(self.next_id..self.next_id + take);
+            self.next_id += take;
+        }
+        Ok(ids)
+    }
+
+    /// Highest stored seq of each named sender that has one.
+    pub fn high_water_marks(
+        &mut self,
+        clients: &[&str],
+    ) -> Result<HashMap<String, i64>, StoreError> {
+        let rows = self.conn.query(&self.marks, &[&clients])?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Stored verdicts of `client`'s packets with these seqs, by seq.
+    pub fn stored_verdicts(
+        &mut self,
+        client: &str,
+        seqs: &[i64],
+    ) -> Result<HashMap<i64, StoredVerdict>, StoreError> {
+        let rows = self.conn.query(&self.verdicts, &[&client, &seqs])?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    StoredVerdict {
+                        id: r.get(1),
+                        anomaly: r.get(2),
+                        score: r.get(3),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// Writes one batch in one transaction; nothing is visible until it commits.
+    pub fn write(
+        &mut self,
+        rows: &[NewPacket<'_>],
+        minutes: &[MinuteCount],
+        senders: &[SenderMark],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.conn.transaction()?;
+        if !rows.is_empty() {
+            let sink = tx.copy_in(COPY_PACKETS)?;
+            let mut writer = BinaryCopyInWriter::new(sink, &COPY_TYPES);
+            for r in rows {
+                let p = r.packet;
+                let size = i32::from(p.packet_size);
+                let src_port = p.src_port.map(i32::from);
+                let dst_port = p.dst_port.map(i32::from);
+                let seq = p.seq.map(|s| s as i64);
+                let values: [&(dyn ToSql + Sync); 13] = [
+                    &r.id,
+                    &p.source_ip,
+                    &p.dest_ip,
+                    &size,
+                    &p.protocol,
+                    &r.timestamp,
+                    &r.anomaly,
+                    &r.score,
+                    &src_port,
+                    &dst_port,
+                    &r.client,
+                    &seq,
+                    &r.model_id,
+                ];
+                writer.write(&values)?;
+            }
+            writer.finish()?;
+        }
+        if !minutes.is_empty() {
+            let minute: Vec<DateTime<Utc>> = minutes.iter().map(|m| m.minute).collect();
+            let protocol: Vec<&str> = minutes.iter().map(|m| m.protocol.as_str()).collect();
+            let packets: Vec<i64> = minutes.iter().map(|m| m.packets).collect();
+            let bytes: Vec<i64> = minutes.iter().map(|m| m.bytes).collect();
+            let anomalies: Vec<i64> = minutes.iter().map(|m| m.anomalies).collect();
+            tx.execute(
+                &self.minutes,
+                &[&minute, &protocol, &packets, &bytes, &anomalies],
+            )?;
+        }
+        if !senders.is_empty() {
+            let client: Vec<&str> = senders.iter().map(|s| s.client.as_str()).collect();
+            let last: Vec<i64> = senders.iter().map(|s| s.last_seq).collect();
+            let packets: Vec<i64> = senders.iter().map(|s| s.packets).collect();
+            tx.execute(&self.senders, &[&client, &last, &packets])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}

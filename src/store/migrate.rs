@@ -1,0 +1,44 @@
+//! Schema migrations: the numbered files in `sql/`, embedded in the binary,
+//! applied in order inside one transaction and recorded in `schema_migrations`.
+
+use postgres::Client;
+
+use super::StoreError;
+
+/// Every migration, in order. Add a file to `sql/` and a line here.
+pub const MIGRATIONS: &[(&str, &str)] =
+    &[("0001_init.sql", include_str!("../../sql/0001_init.sql"))];
+
+/// Arbitrary key for the advisory lock that keeps two servers from migrating at once.
+const MIGRATION_LOCK: i64 = 0x4E53_4D49_4752; // "NSMIGR"
+
+/// Applies the migrations not yet recorded. All or nothing.
+pub fn apply(client: &mut Client) -> Result<(), StoreError> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    TEXT PRIMARY KEY,
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+         )",
+    )?;
+    let applied: Vec<String> = tx
+        .query("SELECT version FROM schema_migrations", &[])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for (name, sql) in MIGRATIONS {
+        if applied.iter().any(|v| v == name) {
+            continue;
+        }
+        tx.batch_execute(sql)
+            .map_err(|source| StoreError::Migrate { name, source })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version) VALUES ($1)",
+            &[name],
+        )?;
+        log::info!("applied migration {name}");
+    }
+    tx.commit()?;
+    Ok(())
+}

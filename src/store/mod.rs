@@ -1,0 +1,200 @@
+//! PostgreSQL: connecting (and creating the database), migrations from `sql/`,
+//! the r2d2 pool, the worker's batched writes and the model queries.
+//!
+//! Every function takes a connection or the pool and returns [`StoreError`];
+//! nothing here knows about sockets or threads.
+
+pub mod ingest;
+pub mod migrate;
+pub mod models;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use postgres::{Client, NoTls};
+use r2d2_postgres::PostgresConnectionManager;
+
+/// The connection pool shared by the worker, the trainer and the dashboard.
+pub type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+/// One connection borrowed from the pool.
+pub type PooledConn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
+
+/// How long to wait for a connection before calling the database unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A database problem, with what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL is not a valid PostgreSQL connection string.
+    #[error("database.url {url:?} is not a valid PostgreSQL URL: {message}")]
+    BadUrl {
+        /// The URL (password removed).
+        url: String,
+        /// The parser's words.
+        message: String,
+    },
+    /// The server did not accept a connection.
+    #[error("cannot connect to PostgreSQL at {target}: {source}. Check that PostgreSQL is running \
+             (bash scripts/setup-db.sh starts a local one) and that database.url / DATABASE_URL is right")]
+    Connect {
+        /// host:port/database as user.
+        target: String,
+        /// The driver's error.
+        source: postgres::Error,
+    },
+    /// A migration failed; nothing of it was applied.
+    #[error("migration {name} failed (rolled back): {source}")]
+    Migrate {
+        /// The file in sql/.
+        name: &'static str,
+        /// The driver's error.
+        source: postgres::Error,
+    },
+    /// No pooled connection could be had.
+    #[error("no database connection available: {0}")]
+    Pool(#[from] r2d2::Error),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(#[from] postgres::Error),
+    /// A stored row could not be used.
+    #[error("bad stored data: {0}")]
+    Data(String),
+}
+
+/// host:port/dbname as user, for messages (never the password).
+pub fn describe(config: &postgres::Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            postgres::config::Host::Tcp(s) => s.clone(),
+            #[cfg(unix)]
+            postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "{host}:{port}/{} as {}",
+        config.get_dbname().unwrap_or("(default)"),
+        config.get_user().unwrap_or("(default user)")
+    )
+}
+
+/// Parses `url`, reporting it without its password on error.
+pub fn parse_url(url: &str) -> Result<postgres::Config, StoreError> {
+    let mut config = postgres::Config::from_str(url).map_err(|e| StoreError::BadUrl {
+        url: redact(url),
+        message: e.to_string(),
+    })?;
+    config.connect_timeout(CONNECT_TIMEOUT);
+    if config.get_application_name().is_none() {
+        config.application_name("netsentinel");
+    }
+    Ok(config)
+}
+
+fn redact(url: &str) -> String {
+    // postgresql://user:secret@host → postgresql://user:***@host
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Connects to the database in `url`, creating it first when it does not exist,
+/// and applies the migrations. Returns the parsed configuration for the pool.
+pub fn prepare_database(url: &str) -> Result<postgres::Config, StoreError> {
+    let config = parse_url(url)?;
+    let target = describe(&config);
+    let mut client = match config.connect(NoTls) {
+        Ok(c) => c,
+        Err(e) if is_missing_database(&e) => {
+            create_database(&config)?;
+            config
+                .connect(NoTls)
+                .map_err(|source| StoreError::Connect {
+                    target: target.clone(),
+                    source,
+                })?
+        }
+        Err(source) => return Err(StoreError::Connect { target, source }),
+    };
+    migrate::apply(&mut client)?;
+    Ok(config)
+}
+
+fn is_missing_database(e: &postgres::Error) -> bool {
+    e.code() == Some(&postgres::error::SqlState::INVALID_CATALOG_NAME)
+}
+
+/// Creates the database named in `config` through the `postgres` maintenance database.
+fn create_database(config: &postgres::Config) -> Result<(), StoreError> {
+    let name = config.get_dbname().unwrap_or("netsentinel").to_string();
+    let mut admin = config.clone();
+    admin.dbname("postgres");
+    let mut client = admin.connect(NoTls).map_err(|source| StoreError::Connect {
+        target: describe(&admin),
+        source,
+    })?;
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    match client.batch_execute(&format!("CREATE DATABASE {quoted}")) {
+        Ok(()) => {
+            log::info!("created database {name}");
+            Ok(())
+        }
+        // Someone else created it meanwhile: fine.
+        Err(e) if e.code() == Some(&postgres::error::SqlState::DUPLICATE_DATABASE) => Ok(()),
+        Err(e) => Err(StoreError::Query(e)),
+    }
+}
+
+/// Prepares the database and opens a pool of `size` connections to it.
+pub fn open_pool(url: &str, size: u32) -> Result<Pool, StoreError> {
+    let config = prepare_database(url)?;
+    let manager = PostgresConnectionManager::new(config, NoTls);
+    let pool = r2d2::Pool::builder()
+        .max_size(size)
+        .min_idle(Some(1))
+        .connection_timeout(CONNECT_TIMEOUT)
+        .error_handler(Box::new(r2d2::LoggingErrorHandler))
+        .build(manager)?;
+    Ok(pool)
+}
+
+/// Opens one plain connection (the database must exist and be migrated).
+pub fn connect(url: &str) -> Result<Client, StoreError> {
+    let config = prepare_database(url)?;
+    config.connect(NoTls).map_err(|source| StoreError::Connect {
+        target: describe(&config),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgresql://u:secret@h/db"),
+            "postgresql://u:***@h/db"
+        );
+        assert_eq!(redact("postgresql://u@h/db"), "postgresql://u@h/db");
+        let err = parse_url("postgresql://u:secret@h:notaport/db")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("secret"), "{err}");
+    }
+}
