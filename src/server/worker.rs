@@ -232,6 +232,10 @@ impl Worker {
                 Err(e) => {
                     Stats::add(&self.stats.db_errors, 1);
                     self.conn = None;
+                    // The commit may have succeeded before the connection broke:
+                    // re-read the marks so a retry answers those packets from the
+                    // table instead of storing them twice.
+                    self.marks.clear();
                     if self.shutdown.is_triggered() {
                         let since = *shutdown_since.get_or_insert_with(Instant::now);
                         if since.elapsed() > SHUTDOWN_DB_GRACE {

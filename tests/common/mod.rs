@@ -1,0 +1,236 @@
+//! Test harness: a database of its own per test, the real server binary on a
+//! free port, and a raw-protocol sender.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use postgres::{Client, NoTls};
+use serde_json::{json, Value};
+
+pub const ADMIN_URL: &str = "postgresql://postgres@127.0.0.1:5432/postgres";
+
+/// A database that exists for one test and is dropped after it.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub fn new(tag: &str) -> TestDb {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "ns_test_{tag}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let mut admin = Client::connect(ADMIN_URL, NoTls)
+            .expect("PostgreSQL on 127.0.0.1:5432 (bash scripts/setup-db.sh)");
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .unwrap();
+        let url = format!("postgresql://postgres@127.0.0.1:5432/{name}");
+        TestDb { name, url }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(&self.url, NoTls).unwrap()
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.client().query_one(sql, &[]).unwrap().get(0)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = Client::connect(ADMIN_URL, NoTls) {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The real `netsentinel server` process.
+pub struct TestServer {
+    pub child: Child,
+    pub port: u16,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl TestServer {
+    /// Starts the server on `db` with extra `--set` overrides; waits until it listens.
+    pub fn start(db: &TestDb, sets: &[&str]) -> TestServer {
+        Self::start_on(db, free_port(), sets)
+    }
+
+    pub fn start_on(db: &TestDb, port: u16, sets: &[&str]) -> TestServer {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_netsentinel"));
+        cmd.arg("server")
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--database-url")
+            .arg(&db.url)
+            .env("RUST_LOG", "info")
+            .env_remove("DATABASE_URL")
+            .current_dir(std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for s in sets {
+            cmd.arg("--set").arg(s);
+        }
+        let mut child = cmd.spawn().expect("server binary starts");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let server = TestServer { child, port, log };
+        server.wait_for_log("server started on", Duration::from_secs(20));
+        server
+    }
+
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.log.lock().unwrap().iter().any(|l| l.contains(needle)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("server log never said {needle:?}:\n{}", self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    pub fn connect(&self) -> Sender {
+        Sender::connect(self.port)
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.wait(Duration::from_secs(60))
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("server did not exit:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A sender speaking the raw protocol.
+pub struct Sender {
+    pub stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Sender {
+    pub fn connect(port: u16) -> Sender {
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        Sender { stream, reader }
+    }
+
+    pub fn hello(&mut self, name: &str) -> Value {
+        self.send_raw(&format!("{}\n", json!({ "hello": name })));
+        self.recv()
+    }
+
+    pub fn send_raw(&mut self, text: &str) {
+        self.stream.write_all(text.as_bytes()).unwrap();
+    }
+
+    pub fn send_packets(&mut self, seqs: impl IntoIterator<Item = u64>) {
+        let mut text = String::new();
+        for seq in seqs {
+            text.push_str(&packet(seq).to_string());
+            text.push('\n');
+        }
+        self.send_raw(&text);
+    }
+
+    /// The next line, parsed; panics on timeout or close.
+    pub fn recv(&mut self) -> Value {
+        let mut line = String::new();
+        let n = self.reader.read_line(&mut line).unwrap();
+        assert!(n > 0, "connection closed");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
+    }
+
+    /// The next line, or None at end of stream / timeout.
+    pub fn try_recv(&mut self) -> Option<Value> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => serde_json::from_str(&line).ok(),
+        }
+    }
+
+    pub fn recv_n(&mut self, n: usize) -> Vec<Value> {
+        (0..n).map(|_| self.recv()).collect()
+    }
+
+    pub fn close_write(&self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+    }
+}
+
+/// A normal-looking packet with this seq.
+pub fn packet(seq: u64) -> Value {
+    let protocol = ["TCP", "UDP", "HTTP", "HTTPS", "ICMP"][(seq % 5) as usize];
+    json!({
+        "seq": seq,
+        "source_ip": format!("10.0.{}.{}", seq % 200, seq % 250 + 1),
+        "dest_ip": "192.168.1.10",
+        "packet_size": 64 + (seq * 37 % 1400),
+        "protocol": protocol,
+        "dst_port": 443,
+    })
+}
