@@ -34,7 +34,9 @@ fn main() {
     let mut admin = match Client::connect(ADMIN, NoTls) {
         Ok(c) => c,
         Err(e) => {
-            println!("SKIPPED: no PostgreSQL at 127.0.0.1:5432 ({e}); run bash scripts/setup-db.sh");
+            println!(
+                "SKIPPED: no PostgreSQL at 127.0.0.1:5432 ({e}); run bash scripts/setup-db.sh"
+            );
             return;
         }
     };
@@ -46,13 +48,18 @@ fn main() {
 
     let port = free_port();
     let mut server = start_server(&url, port);
-    println!("server: {} on 127.0.0.1:{port}, database {db}", env!("CARGO_BIN_EXE_netsentinel"));
+    println!(
+        "server: {} on 127.0.0.1:{port}, database {db}",
+        env!("CARGO_BIN_EXE_netsentinel")
+    );
 
     // Saturation.
     let total = per_sender * SENDERS as u64;
     let started = Instant::now();
     let handles: Vec<_> = (0..SENDERS)
-        .map(|i| std::thread::spawn(move || run_sender(port, &format!("bench{i}"), 1, per_sender, None)))
+        .map(|i| {
+            std::thread::spawn(move || run_sender(port, &format!("bench{i}"), 1, per_sender, None))
+        })
         .collect();
     let mut latencies = Vec::with_capacity(total as usize);
     for h in handles {
@@ -94,14 +101,25 @@ fn main() {
     );
 
     let rss = peak_rss_kib(server.id());
-    println!("server peak RSS (VmHWM): {:.1} MB (bar: < 150 MB)", rss as f64 / 1024.0);
-    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+    println!(
+        "server peak RSS (VmHWM): {:.1} MB (bar: < 150 MB)",
+        rss as f64 / 1024.0
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
     let status = server.wait().expect("server exits");
     println!("server exit status after SIGTERM: {status}");
 
     let mut c = Client::connect(&url, NoTls).expect("bench database");
-    let stored: i64 = c.query_one("SELECT count(*) FROM packets", &[]).unwrap().get(0);
-    println!("rows stored: {stored} (sent {})", total + paced.len() as u64);
+    let stored: i64 = c
+        .query_one("SELECT count(*) FROM packets", &[])
+        .unwrap()
+        .get(0);
+    println!(
+        "rows stored: {stored} (sent {})",
+        total + paced.len() as u64
+    );
 
     // The ceiling: one plain binary COPY of as many rows into the same table.
     let copy_rate = copy_ceiling(&mut c, total);
@@ -198,11 +216,17 @@ fn run_sender(port: u16, name: &str, first: u64, count: u64, rate: Option<u64>) 
         while latencies.len() < count as usize {
             line.clear();
             if r.read_line(&mut line).expect("verdict") == 0 {
-                panic!("server closed the connection after {} verdicts", latencies.len());
+                panic!(
+                    "server closed the connection after {} verdicts",
+                    latencies.len()
+                );
             }
             let seq = seq_of(&line).unwrap_or_else(|| panic!("not a verdict: {line}"));
             let idx = (seq - first) as usize;
-            let sent = times[idx].lock().expect("slot").expect("sent before answered");
+            let sent = times[idx]
+                .lock()
+                .expect("slot")
+                .expect("sent before answered");
             latencies.push(sent.elapsed().as_secs_f64() * 1e3);
         }
         latencies
@@ -298,8 +322,15 @@ fn copy_ceiling(c: &mut Client, rows: u64) -> f64 {
     for i in 0..rows {
         let seq = i + 1;
         let id = base + i as i64;
-        let src: std::net::IpAddr = std::net::Ipv4Addr::new(10, (seq % 256) as u8, (seq / 256 % 256) as u8, (seq % 250 + 1) as u8).into();
-        let dst: std::net::IpAddr = std::net::Ipv4Addr::new(192, 168, 1, (seq % 200 + 1) as u8).into();
+        let src: std::net::IpAddr = std::net::Ipv4Addr::new(
+            10,
+            (seq % 256) as u8,
+            (seq / 256 % 256) as u8,
+            (seq % 250 + 1) as u8,
+        )
+        .into();
+        let dst: std::net::IpAddr =
+            std::net::Ipv4Addr::new(192, 168, 1, (seq % 200 + 1) as u8).into();
         let size = (64 + seq * 37 % 1436) as i32;
         let protocol = PROTOCOLS[(seq % 5) as usize];
         let score = Some(0.4f64);
@@ -310,7 +341,8 @@ fn copy_ceiling(c: &mut Client, rows: u64) -> f64 {
         let model: Option<i64> = Some(1);
         let flag = false;
         let values: [&(dyn ToSql + Sync); 13] = [
-            &id, &src, &dst, &size, &protocol, &now, &flag, &score, &src_port, &dst_port, &client, &cseq, &model,
+            &id, &src, &dst, &size, &protocol, &now, &flag, &score, &src_port, &dst_port, &client,
+            &cseq, &model,
         ];
         w.write(&values).expect("row");
     }

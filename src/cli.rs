@@ -40,6 +40,134 @@ pub enum Command {
     /// Train a new model now on the newest stored packets (detector.train_window)
     /// and store it; a running server picks it up within seconds.
     Retrain(DatabaseArgs),
+    /// Send traffic to the server: generated (with injected anomalies) or a
+    /// replayed capture; report verdicts, precision/recall and latency at the end.
+    Client(ClientArgs),
+    /// The one-command tour: a server and three paced clients (client1..client3)
+    /// over real TCP until Ctrl-C.
+    Demo(DemoArgs),
+}
+
+/// `netsentinel client`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "With no --count, --continuous or --pcap and a terminal on stdin, the client \
+asks what to do. It reconnects with backoff after a dropped connection and resends every packet \
+without a verdict (the server stores each once). Exit code 0 when every packet got a verdict, 1 \
+otherwise, 2 for bad input.\n\nExamples:\n  netsentinel client c1 --count 20000 --rate 0 --json\n  \
+netsentinel client sensor --continuous --rate 50 -v\n  netsentinel client replay --pcap capture.pcapng \
+--labels labels.csv --speed 10"
+)]
+pub struct ClientArgs {
+    /// Sender name shown on the dashboard [default: client-PID].
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Server to send to, HOST:PORT [default: server.host:server.port].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub server: Option<String>,
+
+    /// Send this many generated packets, then report.
+    #[arg(long, value_name = "N", conflicts_with_all = ["continuous", "pcap"])]
+    pub count: Option<u64>,
+
+    /// Send generated packets until Ctrl-C, then report.
+    #[arg(long, conflicts_with = "pcap")]
+    pub continuous: bool,
+
+    /// Replay a capture (pcap or pcapng: Ethernet or Linux cooked, IPv4/IPv6).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<std::path::PathBuf>,
+
+    /// With --pcap: one 0/1 per frame of the capture (1 = anomaly), to score the detector.
+    #[arg(long, value_name = "FILE.csv", requires = "pcap")]
+    pub labels: Option<std::path::PathBuf>,
+
+    /// With --pcap: replay at X times the captured pacing [default: as fast as possible].
+    #[arg(long, value_name = "X", requires = "pcap", value_parser = positive_f64)]
+    pub speed: Option<f64>,
+
+    /// Seconds between packets (the seed's pacing, e.g. 1).
+    #[arg(long, value_name = "SECONDS", conflicts_with = "rate", value_parser = non_negative_f64)]
+    pub delay: Option<f64>,
+
+    /// Packets per second; 0 = as fast as possible [default: 0, or 20 with --continuous].
+    #[arg(long, value_name = "PACKETS_PER_S", value_parser = non_negative_f64)]
+    pub rate: Option<f64>,
+
+    /// Share of generated packets that are injected anomalies.
+    #[arg(long, value_name = "R", default_value_t = 0.1, value_parser = ratio)]
+    pub anomaly_ratio: f64,
+
+    /// Seed of the traffic generator.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+
+    /// Print the final report as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Print every flagged packet as its verdict arrives.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+
+    /// Packets in flight (sent without a verdict yet) at most.
+    #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub window: u64,
+}
+
+/// `netsentinel demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Packets per second each of the three clients sends.
+    #[arg(long, value_name = "PACKETS_PER_S", default_value_t = 5.0, value_parser = positive_f64)]
+    pub rate: f64,
+
+    /// Share of injected anomalies.
+    #[arg(long, value_name = "R", default_value_t = 0.1, value_parser = ratio)]
+    pub anomaly_ratio: f64,
+
+    /// Database options.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+fn parse_f64(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| format!("{s:?} is not a number"))
+}
+
+fn positive_f64(s: &str) -> Result<f64, String> {
+    parse_f64(s).and_then(|v| {
+        if v > 0.0 {
+            Ok(v)
+        } else {
+            Err(format!("must be above 0, got {v}"))
+        }
+    })
+}
+
+fn non_negative_f64(s: &str) -> Result<f64, String> {
+    parse_f64(s).and_then(|v| {
+        if v >= 0.0 {
+            Ok(v)
+        } else {
+            Err(format!("must be 0 or more, got {v}"))
+        }
+    })
+}
+
+fn ratio(s: &str) -> Result<f64, String> {
+    parse_f64(s).and_then(|v| {
+        if (0.0..=1.0).contains(&v) {
+            Ok(v)
+        } else {
+            Err(format!("must be between 0 and 1, got {v}"))
+        }
+    })
 }
 
 /// `--database-url`, shared by the subcommands that use PostgreSQL.

@@ -12,7 +12,9 @@
 //! - [`cli`]: the command line (clap definitions only).
 
 pub mod cli;
+pub mod client;
 pub mod config;
+pub mod demo;
 pub mod detect;
 pub mod eval;
 pub mod features;

@@ -6,7 +6,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use netsentinel::cli::{Cli, Command, DatabaseArgs, EvalArgs, ServerArgs};
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use netsentinel::cli::{Cli, ClientArgs, Command, DatabaseArgs, DemoArgs, EvalArgs, ServerArgs};
+use netsentinel::client::{self, ClientError, ClientOptions, Mode, Pacing};
 use netsentinel::config::{Config, ConfigError};
 use netsentinel::eval::{self, EvalError, EvalOptions};
 use netsentinel::server::{self, shutdown, ServerError};
@@ -65,7 +71,146 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Eval(args) => run_eval(config, args),
         Command::Server(args) => run_server(config, args),
         Command::Retrain(args) => run_retrain(config, args),
+        Command::Client(args) => run_client(config, args),
+        Command::Demo(args) => run_demo(config, args),
     }
+}
+
+/// host:port of the configured server, with a wildcard host made reachable.
+fn server_address(config: &Config) -> String {
+    let host = match config.server.host.as_str() {
+        "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
+        h => h,
+    };
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{}", config.server.port)
+    } else {
+        format!("{host}:{}", config.server.port)
+    }
+}
+
+fn run_client(config: Config, args: ClientArgs) -> Result<(), Failure> {
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("client-{}", std::process::id()));
+    if name.trim().is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(Failure {
+            code: 2,
+            message: format!(
+                "client name {name:?} must be 1-64 characters without control characters"
+            ),
+        });
+    }
+    let server = args
+        .server
+        .clone()
+        .unwrap_or_else(|| server_address(&config));
+    let flag_pacing = match (args.delay, args.rate) {
+        (Some(d), _) => Some(Pacing::Delay(Duration::from_secs_f64(d))),
+        (None, Some(r)) if r > 0.0 => Some(Pacing::Rate(r)),
+        (None, Some(_)) => Some(Pacing::Fastest),
+        (None, None) => None,
+    };
+    let (mode, pacing) = match (&args.pcap, args.count, args.continuous) {
+        (Some(file), _, _) => (
+            Mode::Pcap {
+                file: file.clone(),
+                labels: args.labels.clone(),
+                speed: args.speed,
+            },
+            flag_pacing.unwrap_or(Pacing::Fastest),
+        ),
+        (None, Some(n), _) => (Mode::Count(n), flag_pacing.unwrap_or(Pacing::Fastest)),
+        (None, None, true) => (Mode::Continuous, flag_pacing.unwrap_or(Pacing::Rate(20.0))),
+        (None, None, false) => {
+            if !std::io::stdin().is_terminal() {
+                return Err(Failure {
+                    code: 2,
+                    message: "choose what to send: --count N, --continuous or --pcap FILE \
+                              (in a terminal, the client asks)"
+                        .into(),
+                });
+            }
+            match client::menu::ask(&name, &server) {
+                Ok(Some(choice)) => choice,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    return Err(Failure {
+                        code: 1,
+                        message: format!("cannot read the answer: {e}"),
+                    })
+                }
+            }
+        }
+    };
+    let opts = ClientOptions {
+        name,
+        server,
+        mode,
+        pacing,
+        anomaly_ratio: args.anomaly_ratio,
+        seed: args.seed,
+        protocols: config.traffic.protocols.clone(),
+        verbose: args.verbose,
+        progress: true,
+        window: args.window as usize,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        shutdown::on_signals(move |_, count| {
+            if count > 1 {
+                std::process::exit(130);
+            }
+            stop.store(true, Ordering::SeqCst);
+        })
+        .map_err(|e| Failure {
+            code: 1,
+            message: format!("cannot install signal handlers: {e}"),
+        })?;
+    }
+    let outcome = client::run(&opts, stop).map_err(|e| Failure {
+        code: match e {
+            ClientError::Session(_) => 1,
+            _ => 2,
+        },
+        message: e.to_string(),
+    })?;
+    if args.json {
+        let json = serde_json::to_string(&outcome.report).map_err(|e| Failure {
+            code: 1,
+            message: format!("cannot encode the report: {e}"),
+        })?;
+        println!("{json}");
+    } else {
+        print!("{}", outcome.report.to_text());
+    }
+    if let Some(e) = outcome.input_error {
+        return Err(Failure {
+            code: 2,
+            message: format!("{e} (the packets before it were sent)"),
+        });
+    }
+    if !outcome.report.complete() {
+        return Err(Failure {
+            code: 1,
+            message: format!(
+                "{} of {} packets got no verdict",
+                outcome.report.sent - outcome.report.acked,
+                outcome.report.sent
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn run_demo(mut config: Config, args: DemoArgs) -> Result<(), Failure> {
+    apply_database(&mut config, &args.database)?;
+    netsentinel::demo::run(config, args.rate, args.anomaly_ratio).map_err(|e| Failure {
+        code: 1,
+        message: e.to_string(),
+    })
 }
 
 /// Applies `flag` values to config keys; each is validated like the file's.
@@ -103,7 +248,7 @@ fn run_server(mut config: Config, args: ServerArgs) -> Result<(), Failure> {
         code: 1,
         message: format!("cannot install signal handlers: {e}"),
     })?;
-    server::run(config, stop)?;
+    server::run(config, stop, None)?;
     Ok(())
 }
 

@@ -83,8 +83,13 @@ pub struct Shared {
     pub queue: crossbeam_channel::Receiver<worker::Job>,
 }
 
-/// Runs the server until SIGINT/SIGTERM (or `shutdown` is triggered).
-pub fn run(config: Config, shutdown: Shutdown) -> Result<(), ServerError> {
+/// Runs the server until SIGINT/SIGTERM (or `shutdown` is triggered). When
+/// `ready` is given, the listening address is sent on it once accepting.
+pub fn run(
+    config: Config,
+    shutdown: Shutdown,
+    ready: Option<crossbeam_channel::Sender<SocketAddr>>,
+) -> Result<(), ServerError> {
     log::info!(
         "connecting to PostgreSQL at {}",
         store::parse_url(&config.database.url)
@@ -158,6 +163,9 @@ pub fn run(config: Config, shutdown: Shutdown) -> Result<(), ServerError> {
     }
 
     log::info!("NetSentinel server started on {local}");
+    if let Some(ready) = ready {
+        let _ = ready.send(local);
+    }
     log::info!(
         "max_clients {}, queue {} packets, batches of up to {} packets or {} ms",
         config.server.max_clients,

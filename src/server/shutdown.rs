@@ -55,21 +55,29 @@ impl Shutdown {
 /// Turns the first SIGINT or SIGTERM into a graceful shutdown; a second one
 /// exits at once (status 130), for when draining takes too long.
 pub fn install_signal_handlers(shutdown: Shutdown) -> std::io::Result<()> {
+    on_signals(move |signal, count| {
+        if count > 1 {
+            log::warn!("second signal {signal}: exiting now without draining");
+            std::process::exit(130);
+        }
+        log::info!(
+            "signal {signal}: shutting down (stop accepting, drain the queue, commit, answer); \
+             send it again to exit at once"
+        );
+        shutdown.trigger();
+    })
+}
+
+/// Calls `action(signal, how_many_so_far)` on a thread of its own for every
+/// SIGINT or SIGTERM.
+pub fn on_signals(action: impl Fn(i32, usize) + Send + 'static) -> std::io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            for signal in signals.forever() {
-                if shutdown.is_triggered() {
-                    log::warn!("second signal {signal}: exiting now without draining");
-                    std::process::exit(130);
-                }
-                log::info!(
-                    "signal {signal}: shutting down (stop accepting, drain the queue, commit, answer); \
-                     send it again to exit at once"
-                );
-                shutdown.trigger();
+            for (count, signal) in signals.forever().enumerate() {
+                action(signal, count + 1);
             }
         })?;
     Ok(())

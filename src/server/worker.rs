@@ -297,8 +297,15 @@ impl Worker {
             self.model_id = current;
             self.since_model = 0;
         }
-        let due = match current {
+        // A model trained on less than a full window is replaced each time the
+        // stored packets double, so early models (trained on the first few
+        // dozen packets) do not judge for long; then every retrain_every.
+        let window = self.cfg.detector.train_window as u64;
+        let due = match self.slot.current() {
             None => self.stored_total >= self.cfg.detector.min_train_packets,
+            Some(m) if (m.info.training_rows as u64) < window => {
+                self.stored_total >= 2 * (m.info.training_rows.max(1) as u64)
+            }
             Some(_) => {
                 self.cfg.detector.retrain_every > 0
                     && self.since_model >= self.cfg.detector.retrain_every

@@ -1,0 +1,249 @@
+//! Counting verdicts against the truth the client kept, and the end-of-run
+//! report (text or JSON).
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::eval::metrics::prf_from_counts;
+
+/// Running counts of one client.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    /// Distinct packets sent (resends not counted).
+    pub sent: u64,
+    /// Packets with a verdict.
+    pub acked: u64,
+    /// Verdicts that said anomaly.
+    pub flagged: u64,
+    /// Packets sent that were injected (or labelled) anomalies.
+    pub injected: u64,
+    /// Over packets judged by a trained model: flagged and injected.
+    pub tp: u64,
+    /// Flagged, not injected.
+    pub fp: u64,
+    /// Injected, not flagged.
+    pub fn_: u64,
+    /// Acknowledged before any model existed (score null).
+    pub unscored: u64,
+    /// Lines the server refused.
+    pub rejected: u64,
+    /// Verdicts marked duplicate (answers to resends).
+    pub duplicates: u64,
+    /// Packets sent again after a reconnect.
+    pub resent: u64,
+    /// Reconnections.
+    pub reconnects: u64,
+    /// Verdict latencies in microseconds.
+    pub latencies_us: Vec<u64>,
+}
+
+impl Tally {
+    /// Records one verdict.
+    pub fn record(
+        &mut self,
+        latency: Duration,
+        anomaly: bool,
+        score: Option<f64>,
+        truth: Option<bool>,
+    ) {
+        self.acked += 1;
+        self.latencies_us.push(latency.as_micros() as u64);
+        if anomaly {
+            self.flagged += 1;
+        }
+        if score.is_none() {
+            self.unscored += 1;
+            return;
+        }
+        match (truth, anomaly) {
+            (Some(true), true) => self.tp += 1,
+            (Some(false), true) => self.fp += 1,
+            (Some(true), false) => self.fn_ += 1,
+            _ => {}
+        }
+    }
+}
+
+/// The end-of-run report; `--json` prints it as one object.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Client name.
+    pub client: String,
+    /// Distinct packets sent.
+    pub sent: u64,
+    /// Packets with a verdict.
+    pub acked: u64,
+    /// Verdicts that said anomaly.
+    pub flagged: u64,
+    /// Injected or labelled anomalies sent (null when the truth is unknown).
+    pub injected: Option<u64>,
+    /// True positives over scored packets.
+    pub tp: u64,
+    /// False positives over scored packets.
+    pub fp: u64,
+    /// False negatives over scored packets.
+    #[serde(rename = "fn")]
+    pub fn_: u64,
+    /// tp / (tp + fp).
+    pub precision: f64,
+    /// tp / (tp + fn).
+    pub recall: f64,
+    /// Harmonic mean of the two.
+    pub f1: f64,
+    /// Acknowledged before a model existed.
+    pub unscored: u64,
+    /// Median verdict latency, ms.
+    pub latency_ms_p50: f64,
+    /// 99th percentile verdict latency, ms.
+    pub latency_ms_p99: f64,
+    /// Lines refused by the server.
+    pub rejected: u64,
+    /// Answers to resends.
+    pub duplicates: u64,
+    /// Reconnections.
+    pub reconnects: u64,
+    /// Capture frames skipped (no IP packet).
+    pub skipped: u64,
+    /// Seconds from first send to last verdict.
+    pub seconds: f64,
+}
+
+impl Report {
+    /// Builds the report from a tally.
+    pub fn new(
+        client: &str,
+        mut t: Tally,
+        truth_known: bool,
+        skipped: u64,
+        seconds: f64,
+    ) -> Report {
+        let (precision, recall, f1) = prf_from_counts(t.tp as usize, t.fp as usize, t.fn_ as usize);
+        t.latencies_us.sort_unstable();
+        let pct = |q: f64| {
+            if t.latencies_us.is_empty() {
+                0.0
+            } else {
+                let i = ((t.latencies_us.len() - 1) as f64 * q).round() as usize;
+                t.latencies_us[i] as f64 / 1000.0
+            }
+        };
+        Report {
+            client: client.to_string(),
+            sent: t.sent,
+            acked: t.acked,
+            flagged: t.flagged,
+            injected: truth_known.then_some(t.injected),
+            tp: t.tp,
+            fp: t.fp,
+            fn_: t.fn_,
+            precision,
+            recall,
+            f1,
+            unscored: t.unscored,
+            latency_ms_p50: pct(0.5),
+            latency_ms_p99: pct(0.99),
+            rejected: t.rejected,
+            duplicates: t.duplicates,
+            reconnects: t.reconnects,
+            skipped,
+            seconds,
+        }
+    }
+
+    /// True when every packet sent got a verdict.
+    pub fn complete(&self) -> bool {
+        self.acked == self.sent
+    }
+
+    /// The human-readable report.
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "client {}: sent {}, acknowledged {}, flagged {} in {:.1} s ({:.0} packets/s)\n",
+            self.client,
+            self.sent,
+            self.acked,
+            self.flagged,
+            self.seconds,
+            self.acked as f64 / self.seconds.max(1e-9)
+        );
+        if self.skipped > 0 {
+            s.push_str(&format!(
+                "skipped {} capture frames without an IP packet\n",
+                self.skipped
+            ));
+        }
+        match self.injected {
+            Some(injected) => s.push_str(&format!(
+                "anomalies injected {injected}; judged by a trained model: TP {} FP {} FN {} → \
+                 precision {:.3}, recall {:.3}, F1 {:.3} ({} packets answered before a model existed)\n",
+                self.tp, self.fp, self.fn_, self.precision, self.recall, self.f1, self.unscored
+            )),
+            None => s.push_str(&format!(
+                "no truth to compare with (replay with --labels FILE for precision/recall); {} unscored\n",
+                self.unscored
+            )),
+        }
+        s.push_str(&format!(
+            "verdict latency p50 {:.2} ms, p99 {:.2} ms",
+            self.latency_ms_p50, self.latency_ms_p99
+        ));
+        if self.reconnects > 0 || self.duplicates > 0 || self.rejected > 0 {
+            s.push_str(&format!(
+                "; reconnects {}, duplicate answers {}, refused lines {}",
+                self.reconnects, self.duplicates, self.rejected
+            ));
+        }
+        s.push('\n');
+        if !self.complete() {
+            s.push_str(&format!(
+                "WARNING: {} packets got no verdict\n",
+                self.sent.saturating_sub(self.acked)
+            ));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_only_scored_packets_for_precision_and_recall() {
+        let mut t = Tally {
+            sent: 6,
+            injected: 3,
+            ..Tally::default()
+        };
+        let ms = Duration::from_millis(1);
+        t.record(ms, false, None, Some(true)); // before a model: unscored
+        t.record(ms, true, Some(0.8), Some(true)); // tp
+        t.record(ms, true, Some(0.7), Some(false)); // fp
+        t.record(ms, false, Some(0.4), Some(true)); // fn
+        t.record(ms, false, Some(0.3), Some(false)); // tn
+        let r = Report::new("c", t, true, 0, 1.0);
+        assert_eq!((r.tp, r.fp, r.fn_, r.unscored, r.acked), (1, 1, 1, 1, 5));
+        assert_eq!(r.precision, 0.5);
+        assert_eq!(r.recall, 0.5);
+        assert!(!r.complete());
+        let json = serde_json::to_value(&r).unwrap();
+        for key in [
+            "sent",
+            "acked",
+            "flagged",
+            "injected",
+            "tp",
+            "fp",
+            "fn",
+            "precision",
+            "recall",
+            "f1",
+            "unscored",
+            "latency_ms_p50",
+            "latency_ms_p99",
+        ] {
+            assert!(json.get(key).is_some(), "missing {key}");
+        }
+    }
+}

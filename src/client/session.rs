@@ -1,0 +1,351 @@
+//! A sender's connection to the server: pipelined sending with a bounded
+//! window of packets in flight, a reader thread that takes the verdicts, and
+//! reconnection with backoff that resends every packet without a verdict
+//! (same `seq`, so the server stores each once).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::report::Tally;
+
+/// Longest pause between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Why the session gave up.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The server could not be reached for the whole reconnect budget.
+    #[error(
+        "cannot reach the server at {addr} ({last}); is `netsentinel server` running there? \
+             (gave up after {secs} s)"
+    )]
+    Unreachable {
+        /// host:port.
+        addr: String,
+        /// The last error.
+        last: String,
+        /// Seconds spent trying.
+        secs: u64,
+    },
+}
+
+/// A packet sent and not yet answered.
+struct InFlight {
+    line: Arc<[u8]>,
+    first_sent: Instant,
+    truth: Option<bool>,
+}
+
+#[derive(Default)]
+struct State {
+    inflight: BTreeMap<u64, InFlight>,
+    tally: Tally,
+    /// Connection generation; a reader that ends marks its generation dead.
+    generation: u64,
+    dead: Option<u64>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+    verbose: bool,
+    /// Called for every flagged packet when verbose (progress-bar aware printing).
+    printer: Box<dyn Fn(String) + Send + Sync>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The sender side.
+pub struct Session {
+    addr: String,
+    name: String,
+    window: usize,
+    give_up: Duration,
+    shared: Arc<Shared>,
+    stream: Option<TcpStream>,
+    reader: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Session {
+    /// Connects (retrying with backoff for up to `give_up`) and says hello.
+    pub fn connect(
+        addr: &str,
+        name: &str,
+        window: usize,
+        give_up: Duration,
+        verbose: bool,
+        printer: Box<dyn Fn(String) + Send + Sync>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Session, SessionError> {
+        let mut s = Session {
+            addr: addr.to_string(),
+            name: name.to_string(),
+            window: window.max(1),
+            give_up,
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                changed: Condvar::new(),
+                verbose,
+                printer,
+            }),
+            stream: None,
+            reader: None,
+            stop,
+        };
+        s.reconnect()?;
+        Ok(s)
+    }
+
+    /// Sends one packet line under `seq`, waiting while the window is full.
+    pub fn send(
+        &mut self,
+        seq: u64,
+        line: Vec<u8>,
+        truth: Option<bool>,
+    ) -> Result<(), SessionError> {
+        let line: Arc<[u8]> = Arc::from(line);
+        loop {
+            let mut st = self.shared.lock();
+            if st.dead == Some(st.generation) {
+                drop(st);
+                self.reconnect()?;
+                continue;
+            }
+            if st.inflight.len() >= self.window {
+                let _ = self
+                    .shared
+                    .changed
+                    .wait_timeout(st, Duration::from_millis(50))
+                    .unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            st.tally.sent += 1;
+            if truth == Some(true) {
+                st.tally.injected += 1;
+            }
+            st.inflight.insert(
+                seq,
+                InFlight {
+                    line: Arc::clone(&line),
+                    first_sent: Instant::now(),
+                    truth,
+                },
+            );
+            break;
+        }
+        let written = match self.stream.as_mut() {
+            Some(stream) => stream.write_all(&line).is_ok(),
+            None => false,
+        };
+        if !written {
+            // The reader will notice too; reconnecting resends this packet.
+            self.reconnect()?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every packet sent has its verdict, reconnecting as needed,
+    /// for at most `timeout`. Returns how many are still unanswered.
+    pub fn drain(&mut self, timeout: Duration) -> Result<usize, SessionError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let st = self.shared.lock();
+            if st.inflight.is_empty() || Instant::now() >= deadline {
+                return Ok(st.inflight.len());
+            }
+            if st.dead == Some(st.generation) {
+                drop(st);
+                self.reconnect()?;
+                continue;
+            }
+            let _ = self
+                .shared
+                .changed
+                .wait_timeout(st, Duration::from_millis(100))
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// A copy of the counts so far.
+    pub fn tally(&self) -> Tally {
+        self.shared.lock().tally.clone()
+    }
+
+    /// Packets sent and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.shared.lock().inflight.len()
+    }
+
+    /// Closes the connection.
+    pub fn close(mut self) -> Tally {
+        if let Some(stream) = self.stream.take() {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.tally()
+    }
+
+    /// (Re)connects with backoff, says hello, starts a reader and resends
+    /// every packet still in flight, in seq order.
+    fn reconnect(&mut self) -> Result<(), SessionError> {
+        if let Some(old) = self.stream.take() {
+            let _ = old.shutdown(std::net::Shutdown::Both);
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        let first_attempt = self.shared.lock().generation == 0;
+        loop {
+            match self.open() {
+                Ok(()) => break,
+                Err(e) => {
+                    if started.elapsed() >= self.give_up
+                        || self.stop.load(Ordering::SeqCst) && !first_attempt
+                    {
+                        return Err(SessionError::Unreachable {
+                            addr: self.addr.clone(),
+                            last: e,
+                            secs: started.elapsed().as_secs(),
+                        });
+                    }
+                    log::warn!(
+                        "cannot connect to {} ({e}); retrying in {} ms",
+                        self.addr,
+                        backoff.as_millis()
+                    );
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn open(&mut self) -> Result<(), String> {
+        let mut stream = TcpStream::connect(&self.addr).map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let hello = format!("{}\n", serde_json::json!({ "hello": self.name }));
+        stream
+            .write_all(hello.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let generation = {
+            let mut st = self.shared.lock();
+            st.generation += 1;
+            if st.generation > 1 {
+                st.tally.reconnects += 1;
+            }
+            st.generation
+        };
+        let reader_stream = stream.try_clone().map_err(|e| e.to_string())?;
+        let shared = Arc::clone(&self.shared);
+        self.reader = Some(
+            std::thread::Builder::new()
+                .name("verdicts".into())
+                .spawn(move || read_verdicts(reader_stream, shared, generation))
+                .map_err(|e| e.to_string())?,
+        );
+        // Resend what has no verdict yet.
+        let pending: Vec<Arc<[u8]>> = self
+            .shared
+            .lock()
+            .inflight
+            .values()
+            .map(|p| Arc::clone(&p.line))
+            .collect();
+        if !pending.is_empty() {
+            log::info!(
+                "connected to {}; resending {} packets without a verdict",
+                self.addr,
+                pending.len()
+            );
+            self.shared.lock().tally.resent += pending.len() as u64;
+        }
+        for line in pending {
+            stream.write_all(&line).map_err(|e| e.to_string())?;
+        }
+        self.stream = Some(stream);
+        Ok(())
+    }
+}
+
+/// The reader thread of one connection generation.
+fn read_verdicts(stream: TcpStream, shared: Arc<Shared>, generation: u64) {
+    let mut reader = BufReader::with_capacity(1 << 16, stream);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            log::warn!("server sent a line that is not JSON: {}", line.trim_end());
+            continue;
+        };
+        if let Some(pos) = v.get("queued") {
+            log::info!("server is full: waiting for a slot, position {pos}");
+            continue;
+        }
+        if v.get("welcome").is_some() {
+            log::debug!("server says {}", line.trim_end());
+            continue;
+        }
+        let seq = v.get("seq").and_then(Value::as_u64);
+        let mut st = shared.lock();
+        if let Some(error) = v.get("error").and_then(Value::as_str) {
+            if v.get("closing").and_then(Value::as_bool) == Some(true) {
+                log::warn!("server closes the connection: {error}");
+            } else {
+                log::warn!("server refused line {}: {error}", v["line"]);
+            }
+            if let Some(seq) = seq {
+                if st.inflight.remove(&seq).is_some() {
+                    st.tally.rejected += 1;
+                }
+            }
+            shared.changed.notify_all();
+            continue;
+        }
+        let Some(seq) = seq else { continue };
+        let Some(sent) = st.inflight.remove(&seq) else {
+            continue;
+        };
+        let anomaly = v.get("anomaly").and_then(Value::as_bool).unwrap_or(false);
+        let score = v.get("score").and_then(Value::as_f64);
+        if v.get("duplicate").and_then(Value::as_bool) == Some(true) {
+            st.tally.duplicates += 1;
+        }
+        st.tally
+            .record(sent.first_sent.elapsed(), anomaly, score, sent.truth);
+        if shared.verbose && anomaly {
+            (shared.printer)(format!(
+                "flagged seq {seq} id {} score {:.3}: {}",
+                v["id"],
+                score.unwrap_or(f64::NAN),
+                String::from_utf8_lossy(&sent.line).trim_end()
+            ));
+        }
+        shared.changed.notify_all();
+    }
+    let mut st = shared.lock();
+    if st.generation == generation {
+        st.dead = Some(generation);
+    }
+    shared.changed.notify_all();
+}

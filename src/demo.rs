@@ -1,0 +1,122 @@
+//! `netsentinel demo`: the server and three paced clients in one process, over
+//! real TCP, until Ctrl-C; then the clients drain, the server shuts down
+//! cleanly, and each client's report is printed.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::client::{self, ClientOptions, Mode, Pacing};
+use crate::config::Config;
+use crate::server::{self, shutdown::Shutdown, ServerError};
+
+/// Names of the demo's clients.
+pub const CLIENTS: [&str; 3] = ["client1", "client2", "client3"];
+
+/// Why the demo stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The server failed.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    /// A thread or signal handler could not start.
+    #[error("cannot start the demo: {0}")]
+    Start(String),
+}
+
+/// Runs the demo until Ctrl-C/SIGTERM.
+pub fn run(config: Config, rate: f64, anomaly_ratio: f64) -> Result<(), DemoError> {
+    let stop_clients = Arc::new(AtomicBool::new(false));
+    let server_shutdown = Shutdown::new();
+    {
+        let stop = Arc::clone(&stop_clients);
+        crate::server::shutdown::on_signals(move |_, count| {
+            if count > 1 {
+                log::warn!("second signal: exiting now");
+                std::process::exit(130);
+            }
+            log::info!("stopping the demo: clients finish their in-flight packets, then the server shuts down");
+            stop.store(true, Ordering::SeqCst);
+        })
+        .map_err(|e| DemoError::Start(e.to_string()))?;
+    }
+
+    let server_config = config.clone();
+    let shutdown = server_shutdown.clone();
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+    let server = std::thread::Builder::new()
+        .name("demo-server".into())
+        .spawn(move || server::run(server_config, shutdown, Some(ready_tx)))
+        .map_err(|e| DemoError::Start(e.to_string()))?;
+
+    // Wait for the listener, or for the server's start-up error.
+    let mut local = match ready_rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(addr) => addr,
+        Err(_) => {
+            server_shutdown.trigger();
+            return match server.join() {
+                Ok(Err(e)) => Err(e.into()),
+                Ok(Ok(())) => Err(DemoError::Start(
+                    "the server stopped before listening".into(),
+                )),
+                Err(_) => Err(DemoError::Start("the server thread panicked".into())),
+            };
+        }
+    };
+    if local.ip().is_unspecified() {
+        local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let addr = local.to_string();
+
+    println!("NetSentinel demo running.");
+    println!(
+        "  packets: {} clients × {rate} packets/s to {addr}",
+        CLIENTS.len()
+    );
+    println!(
+        "  database: {}",
+        crate::store::parse_url(&config.database.url)
+            .map(|c| crate::store::describe(&c))
+            .unwrap_or_default()
+    );
+    println!("  Press Ctrl-C to stop.");
+
+    let clients: Vec<_> = CLIENTS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let opts = ClientOptions {
+                name: name.to_string(),
+                server: addr.clone(),
+                mode: Mode::Continuous,
+                pacing: Pacing::Rate(rate),
+                anomaly_ratio,
+                seed: i as u64 + 1,
+                protocols: config.traffic.protocols.clone(),
+                verbose: false,
+                progress: false,
+                window: client::DEFAULT_WINDOW,
+            };
+            let stop = Arc::clone(&stop_clients);
+            std::thread::spawn(move || client::run(&opts, stop))
+        })
+        .collect();
+
+    let mut reports = Vec::new();
+    for handle in clients {
+        match handle.join() {
+            Ok(Ok(outcome)) => reports.push(outcome.report),
+            Ok(Err(e)) => log::error!("a demo client failed: {e}"),
+            Err(_) => log::error!("a demo client thread panicked"),
+        }
+    }
+    server_shutdown.trigger();
+    let result = match server.join() {
+        Ok(r) => r.map_err(DemoError::from),
+        Err(_) => Err(DemoError::Start("the server thread panicked".into())),
+    };
+    for r in &reports {
+        print!("{}", r.to_text());
+    }
+    result
+}
