@@ -127,6 +127,10 @@ pub struct DemoArgs {
     #[arg(long, value_name = "R", default_value_t = 0.1, value_parser = ratio)]
     pub anomaly_ratio: f64,
 
+    /// Dashboard port [default: dashboard.port, 5000].
+    #[arg(long, value_name = "PORT")]
+    pub dashboard_port: Option<String>,
+
     /// Database options.
     #[command(flatten)]
     pub database: DatabaseArgs,
@@ -196,6 +200,15 @@ pub struct ServerArgs {
     /// Connections served at once [default: server.max_clients, 5].
     #[arg(long, value_name = "N")]
     pub max_clients: Option<String>,
+
+    /// Dashboard port [default: dashboard.port, 5000].
+    #[arg(long, value_name = "PORT")]
+    pub dashboard_port: Option<String>,
+
+    /// Serve the dashboard's files from this folder instead of the copies built
+    /// into the binary (for working on the page).
+    #[arg(long, value_name = "DIR")]
+    pub static_dir: Option<std::path::PathBuf>,
 
     /// Database options.
     #[command(flatten)]

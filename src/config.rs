@@ -88,6 +88,8 @@ pub enum ConfigError {
 enum Kind {
     /// Non-empty text.
     Text,
+    /// Text that may be empty (empty = unset).
+    OptionalText,
     /// An integer in `min..=max`.
     Int { min: i64, max: i64 },
     /// A float `v` with `min < v <= max` (when `open_min`) or `min <= v <= max`.
@@ -100,6 +102,7 @@ impl Kind {
     fn allowed(self) -> String {
         match self {
             Kind::Text => "a non-empty string".into(),
+            Kind::OptionalText => "a string (empty = unset)".into(),
             Kind::Int { min, max } => format!("an integer in {min}..={max}"),
             Kind::Float {
                 min,
@@ -249,6 +252,11 @@ const KEYS: &[KeySpec] = &[
         key: "port",
         kind: int(1, 65535),
     },
+    KeySpec {
+        section: "dashboard",
+        key: "token",
+        kind: Kind::OptionalText,
+    },
 ];
 
 /// `[server]`: the TCP ingest listener.
@@ -316,6 +324,8 @@ pub struct DashboardConfig {
     pub host: String,
     /// Port of the dashboard.
     pub port: u16,
+    /// When set, `POST /api/retrain` needs `Authorization: Bearer TOKEN`.
+    pub token: Option<String>,
 }
 
 /// The validated configuration. Every field holds a value that passed its rule.
@@ -371,6 +381,7 @@ impl Default for Config {
             dashboard: DashboardConfig {
                 host: "127.0.0.1".into(),
                 port: 5000,
+                token: None,
             },
             file: None,
         }
@@ -544,6 +555,10 @@ impl Config {
             }
             ("dashboard", "host") => self.dashboard.host = text(value),
             ("dashboard", "port") => self.dashboard.port = int(&value) as u16,
+            ("dashboard", "token") => {
+                let t = text(value);
+                self.dashboard.token = (!t.is_empty()).then_some(t);
+            }
             (section, key) => unreachable!("key {section}.{key} is declared but not stored"),
         }
     }
@@ -606,7 +621,7 @@ fn check_toml(
     source: &Source,
 ) -> Result<Checked, ConfigError> {
     match (spec.kind, value) {
-        (Kind::Text, toml::Value::String(s)) => {
+        (Kind::Text | Kind::OptionalText, toml::Value::String(s)) => {
             check_text(spec, s, source).map_err(|_| invalid(spec, source, value))
         }
         (Kind::Int { .. }, toml::Value::Integer(i)) => check_int(spec, *i, source),
@@ -631,7 +646,7 @@ fn check_text(spec: &KeySpec, raw: &str, source: &Source) -> Result<Checked, Con
     let shown = format!("{raw:?}");
     match spec.kind {
         Kind::Text if raw.trim().is_empty() => Err(invalid(spec, source, shown)),
-        Kind::Text => Ok(Checked::Text(raw.to_string())),
+        Kind::Text | Kind::OptionalText => Ok(Checked::Text(raw.to_string())),
         Kind::Int { .. } => {
             let i: i64 = raw
                 .trim()

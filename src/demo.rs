@@ -46,12 +46,21 @@ pub fn run(config: Config, rate: f64, anomaly_ratio: f64) -> Result<(), DemoErro
     let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
     let server = std::thread::Builder::new()
         .name("demo-server".into())
-        .spawn(move || server::run(server_config, shutdown, Some(ready_tx)))
+        .spawn(move || {
+            server::run(
+                server_config,
+                shutdown,
+                server::RunOptions {
+                    static_dir: None,
+                    ready: Some(ready_tx),
+                },
+            )
+        })
         .map_err(|e| DemoError::Start(e.to_string()))?;
 
     // Wait for the listener, or for the server's start-up error.
-    let mut local = match ready_rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(addr) => addr,
+    let listening = match ready_rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(l) => l,
         Err(_) => {
             server_shutdown.trigger();
             return match server.join() {
@@ -63,12 +72,18 @@ pub fn run(config: Config, rate: f64, anomaly_ratio: f64) -> Result<(), DemoErro
             };
         }
     };
+    let mut local = listening.ingest;
     if local.ip().is_unspecified() {
         local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
     let addr = local.to_string();
+    let mut dashboard = listening.dashboard;
+    if dashboard.ip().is_unspecified() {
+        dashboard.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
 
     println!("NetSentinel demo running.");
+    println!("  dashboard: http://{dashboard}/");
     println!(
         "  packets: {} clients × {rate} packets/s to {addr}",
         CLIENTS.len()

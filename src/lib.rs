@@ -22,3 +22,4 @@ pub mod model;
 pub mod protocol;
 pub mod server;
 pub mod store;
+pub mod web;

@@ -207,6 +207,10 @@ fn run_client(config: Config, args: ClientArgs) -> Result<(), Failure> {
 
 fn run_demo(mut config: Config, args: DemoArgs) -> Result<(), Failure> {
     apply_database(&mut config, &args.database)?;
+    apply_flags(
+        &mut config,
+        &[("dashboard.port", &args.dashboard_port, "--dashboard-port")],
+    )?;
     netsentinel::demo::run(config, args.rate, args.anomaly_ratio).map_err(|e| Failure {
         code: 1,
         message: e.to_string(),
@@ -240,15 +244,34 @@ fn run_server(mut config: Config, args: ServerArgs) -> Result<(), Failure> {
             ("server.host", &args.host, "--host"),
             ("server.port", &args.port, "--port"),
             ("server.max_clients", &args.max_clients, "--max-clients"),
+            ("dashboard.port", &args.dashboard_port, "--dashboard-port"),
         ],
     )?;
+    if let Some(dir) = &args.static_dir {
+        if !dir.join("index.html").is_file() {
+            return Err(Failure {
+                code: 2,
+                message: format!(
+                    "--static-dir {}: no index.html there (use the repo's static/ folder)",
+                    dir.display()
+                ),
+            });
+        }
+    }
     apply_database(&mut config, &args.database)?;
     let stop = shutdown::Shutdown::new();
     shutdown::install_signal_handlers(stop.clone()).map_err(|e| Failure {
         code: 1,
         message: format!("cannot install signal handlers: {e}"),
     })?;
-    server::run(config, stop, None)?;
+    server::run(
+        config,
+        stop,
+        server::RunOptions {
+            static_dir: args.static_dir,
+            ready: None,
+        },
+    )?;
     Ok(())
 }
 

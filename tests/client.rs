@@ -324,6 +324,7 @@ fn demo_runs_three_clients_and_stops_cleanly_on_sigint() {
     let port = common::free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_netsentinel"))
         .args(["demo", "--rate", "50", "--database-url", &db.url])
+        .args(["--dashboard-port", &common::free_port().to_string()])
         .env("NETSENTINEL_SERVER_PORT", port.to_string())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())

@@ -470,3 +470,44 @@ fn idle_connection_is_closed_with_a_reason() {
     assert!(last["error"].as_str().unwrap().contains("idle"), "{last}");
     assert!(started.elapsed() >= Duration::from_millis(900));
 }
+
+#[test]
+fn a_packet_the_database_refuses_gets_an_error_and_the_rest_are_stored() {
+    let db = TestDb::new("poison");
+    let server = TestServer::start(&db, &[]);
+    // A trigger that refuses one particular size, standing in for any lasting
+    // database refusal (a broken constraint, a full tablespace, …).
+    db.client()
+        .batch_execute(
+            "CREATE FUNCTION refuse_4242() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.packet_size = 4242 THEN RAISE EXCEPTION 'size 4242 refused by test trigger'; END IF; \
+             RETURN NEW; END $$; \
+             CREATE TRIGGER refuse_4242 BEFORE INSERT ON packets FOR EACH ROW EXECUTE FUNCTION refuse_4242();",
+        )
+        .unwrap();
+    let mut s = server.connect();
+    s.hello("mixed");
+    let mut text = String::new();
+    for seq in 1..=20u64 {
+        let mut p = packet(seq);
+        if seq == 7 {
+            p["packet_size"] = serde_json::json!(4242);
+        }
+        text.push_str(&format!("{p}\n"));
+    }
+    s.send_raw(&text);
+    let replies = s.recv_n(20);
+    for (i, r) in replies.iter().enumerate() {
+        assert_eq!(r["seq"], i as u64 + 1, "{r}");
+        if i == 6 {
+            let e = r["error"].as_str().unwrap();
+            assert!(
+                e.contains("not stored") && e.contains("size 4242 refused"),
+                "{e}"
+            );
+        } else {
+            assert!(r["id"].is_i64(), "{r}");
+        }
+    }
+    assert_eq!(db.count("SELECT count(*) FROM packets"), 19);
+}

@@ -83,13 +83,26 @@ pub struct Shared {
     pub queue: crossbeam_channel::Receiver<worker::Job>,
 }
 
-/// Runs the server until SIGINT/SIGTERM (or `shutdown` is triggered). When
-/// `ready` is given, the listening address is sent on it once accepting.
-pub fn run(
-    config: Config,
-    shutdown: Shutdown,
-    ready: Option<crossbeam_channel::Sender<SocketAddr>>,
-) -> Result<(), ServerError> {
+/// Where the server ended up listening.
+#[derive(Debug, Clone, Copy)]
+pub struct Listening {
+    /// The packet listener.
+    pub ingest: SocketAddr,
+    /// The dashboard.
+    pub dashboard: SocketAddr,
+}
+
+/// Options of a server run beyond the configuration.
+#[derive(Default)]
+pub struct RunOptions {
+    /// Serve the dashboard's files from this folder instead of the embedded copies.
+    pub static_dir: Option<std::path::PathBuf>,
+    /// Told where the server listens once it accepts.
+    pub ready: Option<crossbeam_channel::Sender<Listening>>,
+}
+
+/// Runs the server until SIGINT/SIGTERM (or `shutdown` is triggered).
+pub fn run(config: Config, shutdown: Shutdown, opts: RunOptions) -> Result<(), ServerError> {
     log::info!(
         "connecting to PostgreSQL at {}",
         store::parse_url(&config.database.url)
@@ -162,9 +175,32 @@ pub fn run(
         });
     }
 
+    let dashboard_addr = format!("{}:{}", config.dashboard.host, config.dashboard.port);
+    let dashboard =
+        crate::web::bind(&config.dashboard.host, config.dashboard.port).map_err(|e| {
+            shutdown.trigger();
+            ServerError::Bind {
+                addr: format!("{dashboard_addr} (dashboard)"),
+                source: std::io::Error::other(e),
+            }
+        })?;
+    let dashboard_local = dashboard
+        .server_addr()
+        .to_ip()
+        .unwrap_or_else(|| wake_address(local));
+    let web_state = Arc::new(crate::web::api::WebState::new(
+        Arc::clone(&shared),
+        opts.static_dir,
+    ));
+    let web = spawn("dashboard", move || crate::web::serve(dashboard, web_state))?;
+
     log::info!("NetSentinel server started on {local}");
-    if let Some(ready) = ready {
-        let _ = ready.send(local);
+    log::info!("dashboard on http://{dashboard_local}/");
+    if let Some(ready) = opts.ready {
+        let _ = ready.send(Listening {
+            ingest: local,
+            dashboard: dashboard_local,
+        });
     }
     log::info!(
         "max_clients {}, queue {} packets, batches of up to {} packets or {} ms",
@@ -183,6 +219,9 @@ pub fn run(
     shutdown.trigger();
     if trainer.join().is_err() {
         log::error!("the trainer thread panicked");
+    }
+    if web.join().is_err() {
+        log::error!("the dashboard thread panicked");
     }
     log::info!(
         "NetSentinel server stopped: {} packets stored, {} anomalies",

@@ -1,10 +1,68 @@
-//! Live counters the threads update and the dashboard and logs read.
-//! Plain atomics: no lock on the hot path.
+//! Live counters the threads update and the dashboard, `/metrics` and the logs
+//! read. Plain atomics: no lock on the hot path.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// A fixed-bucket histogram (Prometheus style: cumulative on output).
+#[derive(Debug)]
+pub struct Histogram {
+    /// Upper bounds of the buckets.
+    pub bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    /// Sum of observations, in millionths.
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    /// A histogram with these bucket bounds (ascending).
+    pub fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one observation.
+    pub fn observe(&self, value: f64) {
+        if let Some(i) = self.bounds.iter().position(|b| value <= *b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_micros
+            .fetch_add((value * 1e6).max(0.0) as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (cumulative counts per bound, sum, count).
+    pub fn snapshot(&self) -> (Vec<u64>, f64, u64) {
+        let mut running = 0;
+        let cumulative = self
+            .counts
+            .iter()
+            .map(|c| {
+                running += c.load(Ordering::Relaxed);
+                running
+            })
+            .collect();
+        (
+            cumulative,
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            self.count.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Bucket bounds of the batch-size histogram (packets).
+pub const BATCH_SIZE_BUCKETS: &[f64] = &[
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 100_000.0,
+];
+/// Bucket bounds of the commit-latency histogram (seconds).
+pub const COMMIT_BUCKETS: &[f64] = &[0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
 /// Server-wide counters since start.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Stats {
     /// Packets committed (not counting duplicates).
     pub packets_stored: AtomicU64,
@@ -22,8 +80,27 @@ pub struct Stats {
     pub connections_accepted: AtomicU64,
     /// Connections closed for not reading their verdicts.
     pub slow_readers: AtomicU64,
-    /// Sum of commit latencies in microseconds (with `batches`, the mean).
-    pub commit_micros: AtomicU64,
+    /// Packets per committed batch.
+    pub batch_size: Histogram,
+    /// Seconds from a batch's first attempt to its commit.
+    pub commit_seconds: Histogram,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            packets_stored: AtomicU64::new(0),
+            anomalies: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            rejected_lines: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            db_errors: AtomicU64::new(0),
+            connections_accepted: AtomicU64::new(0),
+            slow_readers: AtomicU64::new(0),
+            batch_size: Histogram::new(BATCH_SIZE_BUCKETS),
+            commit_seconds: Histogram::new(COMMIT_BUCKETS),
+        }
+    }
 }
 
 impl Stats {
@@ -35,5 +112,22 @@ impl Stats {
     /// Reads a counter.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_is_cumulative_with_sum_and_count() {
+        let h = Histogram::new(&[1.0, 10.0]);
+        h.observe(0.5);
+        h.observe(5.0);
+        h.observe(50.0);
+        let (buckets, sum, count) = h.snapshot();
+        assert_eq!(buckets, [1, 2]);
+        assert_eq!(count, 3);
+        assert!((sum - 55.5).abs() < 1e-6);
     }
 }

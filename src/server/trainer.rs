@@ -25,7 +25,7 @@ pub struct LiveModel {
     /// The `models` row.
     pub info: ModelInfo,
     /// The detector.
-    pub detector: Detector,
+    pub detector: Arc<Detector>,
 }
 
 /// The model the worker uses now; swapped without stopping ingestion.
@@ -91,6 +91,9 @@ pub enum TrainError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Another training is running in this process.
+    #[error("a training is already running")]
+    AlreadyRunning,
 }
 
 /// Trains on the newest `train_window` packets and stores the model.
@@ -114,7 +117,10 @@ pub fn train_and_store(
         packets.len(),
         started.elapsed().as_millis()
     );
-    Ok(LiveModel { info, detector })
+    Ok(LiveModel {
+        info,
+        detector: Arc::new(detector),
+    })
 }
 
 /// Loads the newest stored model, if any; a model that cannot be read is
@@ -124,7 +130,11 @@ pub fn load_newest(c: &mut impl GenericClient) -> Result<Option<LiveModel>, Stor
         return Ok(None);
     };
     match models::load(c, id) {
-        Ok((info, detector)) => Ok(Some(LiveModel { info, detector })),
+        Ok(Some((info, detector))) => Ok(Some(LiveModel {
+            info,
+            detector: Arc::new(detector),
+        })),
+        Ok(None) => Ok(None),
         Err(StoreError::Data(msg)) => {
             log::error!("ignoring stored model: {msg}; a new one will be trained");
             Ok(None)
@@ -156,10 +166,14 @@ pub fn run(
     }
 }
 
-/// One training in this process, unless one is already running.
-pub fn train_once(pool: &Pool, cfg: &DetectorConfig, slot: &ModelSlot) {
+/// Trains now, stores and puts the model in use; one training at a time.
+pub fn train_now(
+    pool: &Pool,
+    cfg: &DetectorConfig,
+    slot: &ModelSlot,
+) -> Result<ModelInfo, TrainError> {
     if !slot.begin_training() {
-        return;
+        return Err(TrainError::AlreadyRunning);
     }
     let result = pool
         .get()
@@ -167,8 +181,16 @@ pub fn train_once(pool: &Pool, cfg: &DetectorConfig, slot: &ModelSlot) {
         .map_err(TrainError::from)
         .and_then(|mut c| train_and_store(&mut *c, cfg));
     slot.end_training();
-    match result {
-        Ok(model) => slot.publish(model),
+    let model = result?;
+    let info = model.info.clone();
+    slot.publish(model);
+    Ok(info)
+}
+
+/// One training on the worker's request; problems are logged.
+pub fn train_once(pool: &Pool, cfg: &DetectorConfig, slot: &ModelSlot) {
+    match train_now(pool, cfg, slot) {
+        Ok(_) | Err(TrainError::AlreadyRunning) => {}
         Err(TrainError::NotEnoughPackets { have, need }) => {
             log::debug!("not training yet: {have} of {need} packets")
         }

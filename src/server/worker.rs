@@ -30,6 +30,8 @@ use super::trainer::{LiveModel, ModelSlot};
 pub const MAX_UNWRITTEN_VERDICTS: usize = 100_000;
 /// Longest pause between retries of a failed database write.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Attempts at a batch the database refuses for a lasting reason before it is split.
+const REFUSALS_BEFORE_SPLIT: u32 = 3;
 /// After shutdown begins, how long a failing database is retried before giving up.
 const SHUTDOWN_DB_GRACE: Duration = Duration::from_secs(30);
 
@@ -220,11 +222,16 @@ impl Worker {
         complete
     }
 
-    /// Stores and answers one batch, retrying the database until it works.
+    /// Stores and answers one batch. A failure the database may recover from
+    /// (lost connection, restart, overload) is retried with backoff until it
+    /// works. A failure that repeats for the data itself is narrowed down by
+    /// halving the batch, so one packet the database refuses is answered with
+    /// an error and the others are stored.
     fn handle(&mut self, batch: &mut [Job]) -> bool {
         let model = self.slot.current();
         let mut backoff = Duration::from_millis(100);
         let mut shutdown_since: Option<Instant> = None;
+        let mut refusals = 0;
         let started = Instant::now();
         let outcome = loop {
             match self.persist(batch, model.as_deref()) {
@@ -236,6 +243,12 @@ impl Worker {
                     // re-read the marks so a retry answers those packets from the
                     // table instead of storing them twice.
                     self.marks.clear();
+                    if !e.is_transient() {
+                        refusals += 1;
+                        if refusals >= REFUSALS_BEFORE_SPLIT {
+                            return self.split_or_refuse(batch, &e);
+                        }
+                    }
                     if self.shutdown.is_triggered() {
                         let since = *shutdown_since.get_or_insert_with(Instant::now);
                         if since.elapsed() > SHUTDOWN_DB_GRACE {
@@ -256,10 +269,10 @@ impl Worker {
                 }
             }
         };
-        Stats::add(
-            &self.stats.commit_micros,
-            started.elapsed().as_micros() as u64,
-        );
+        self.stats
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.stats.batch_size.observe(batch.len() as f64);
         Stats::add(&self.stats.batches, 1);
         Stats::add(&self.stats.packets_stored, outcome.stored);
         Stats::add(&self.stats.anomalies, outcome.anomalies);
@@ -272,6 +285,38 @@ impl Worker {
         self.stored_total += outcome.stored;
         self.since_model += outcome.stored;
         self.deliver(batch, outcome.replies);
+        true
+    }
+
+    /// The database keeps refusing `batch` for a reason retrying will not fix:
+    /// store each half on its own, down to single packets, which are refused
+    /// with an error line naming the cause. Order is kept: the first half is
+    /// answered before the second is tried.
+    fn split_or_refuse(&mut self, batch: &mut [Job], e: &StoreError) -> bool {
+        if batch.len() > 1 {
+            let mid = batch.len() / 2;
+            let (first, second) = batch.split_at_mut(mid);
+            let a = self.handle(first);
+            let b = self.handle(second);
+            return a && b;
+        }
+        log::error!("the database refuses a packet ({e}); answering it with an error, not stored");
+        let replies = batch
+            .iter()
+            .map(|job| {
+                Reply::Error(ErrorLine {
+                    line: job.line,
+                    seq: match &job.kind {
+                        JobKind::Packet(p) => p.seq,
+                        JobKind::Reject { seq, .. } => *seq,
+                    },
+                    error: format!("not stored: the database refused it: {e}"),
+                    closing: false,
+                })
+            })
+            .collect();
+        Stats::add(&self.stats.rejected_lines, batch.len() as u64);
+        self.deliver(batch, replies);
         true
     }
 

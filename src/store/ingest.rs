@@ -99,6 +99,7 @@ pub struct IngestConn {
     marks: Statement,
     verdicts: Statement,
     minutes: Statement,
+    totals: Statement,
     senders: Statement,
     next_id: i64,
     end_id: i64,
@@ -120,6 +121,12 @@ impl IngestConn {
              ON CONFLICT (minute, protocol) DO UPDATE SET packets = t.packets + EXCLUDED.packets, \
              bytes = t.bytes + EXCLUDED.bytes, anomalies = t.anomalies + EXCLUDED.anomalies",
         )?;
+        let totals = conn.prepare(
+            "INSERT INTO traffic_totals AS t (protocol, packets, bytes, anomalies) \
+             SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[]) \
+             ON CONFLICT (protocol) DO UPDATE SET packets = t.packets + EXCLUDED.packets, \
+             bytes = t.bytes + EXCLUDED.bytes, anomalies = t.anomalies + EXCLUDED.anomalies",
+        )?;
         let senders = conn.prepare(
             "INSERT INTO senders AS s (client, last_seq, packets) \
              SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[]) \
@@ -132,6 +139,7 @@ impl IngestConn {
             marks,
             verdicts,
             minutes,
+            totals,
             senders,
             next_id: 0,
             end_id: 0,
@@ -232,6 +240,9 @@ impl IngestConn {
                 &self.minutes,
                 &[&minute, &protocol, &packets, &bytes, &anomalies],
             )?;
+            // A batch lies within one minute, so its per-minute rows are also
+            // its per-protocol totals.
+            tx.execute(&self.totals, &[&protocol, &packets, &bytes, &anomalies])?;
         }
         if !senders.is_empty() {
             let client: Vec<&str> = senders.iter().map(|s| s.client.as_str()).collect();

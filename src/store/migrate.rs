@@ -6,8 +6,13 @@ use postgres::Client;
 use super::StoreError;
 
 /// Every migration, in order. Add a file to `sql/` and a line here.
-pub const MIGRATIONS: &[(&str, &str)] =
-    &[("0001_init.sql", include_str!("../../sql/0001_init.sql"))];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init.sql", include_str!("../../sql/0001_init.sql")),
+    (
+        "0002_traffic_totals.sql",
+        include_str!("../../sql/0002_traffic_totals.sql"),
+    ),
+];
 
 /// Arbitrary key for the advisory lock that keeps two servers from migrating at once.
 const MIGRATION_LOCK: i64 = 0x4E53_4D49_4752; // "NSMIGR"

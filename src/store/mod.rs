@@ -7,6 +7,7 @@
 pub mod ingest;
 pub mod migrate;
 pub mod models;
+pub mod queries;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -54,11 +55,57 @@ pub enum StoreError {
     #[error("no database connection available: {0}")]
     Pool(#[from] r2d2::Error),
     /// A query failed.
-    #[error("database error: {0}")]
+    #[error("database error: {}", describe_error(.0))]
     Query(#[from] postgres::Error),
     /// A stored row could not be used.
     #[error("bad stored data: {0}")]
     Data(String),
+}
+
+/// The driver's error with the server's message, code and detail when there is one
+/// (the driver's own text for a server error is just "db error").
+pub fn describe_error(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+            if let Some(detail) = db.detail() {
+                s.push_str(&format!("; {detail}"));
+            }
+            if let Some(hint) = db.hint() {
+                s.push_str(&format!("; hint: {hint}"));
+            }
+            s
+        }
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
+    }
+}
+
+impl StoreError {
+    /// True when retrying may succeed: the connection broke, the server is
+    /// restarting or overloaded, or a transaction lost a race. False when the
+    /// database refuses the statement itself (missing table, bad value, …).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Pool(_) | StoreError::Connect { .. } => true,
+            StoreError::Query(e) => match e.as_db_error() {
+                None => true,
+                Some(db) => {
+                    let code = db.code().code();
+                    code.starts_with("08")
+                        || code.starts_with("53")
+                        || code.starts_with("57P")
+                        || code.starts_with("58")
+                        || code == "40001"
+                        || code == "40P01"
+                        || code == "55P03"
+                }
+            },
+            _ => false,
+        }
+    }
 }
 
 /// host:port/dbname as user, for messages (never the password).

@@ -84,16 +84,22 @@ pub fn newest_id(c: &mut impl GenericClient) -> Result<Option<i64>, StoreError> 
     Ok(c.query_one("SELECT max(id) FROM models", &[])?.get(0))
 }
 
-/// Loads model `id` with its detector.
-pub fn load(c: &mut impl GenericClient, id: i64) -> Result<(ModelInfo, Detector), StoreError> {
-    let row = c.query_one(
+/// Loads model `id` with its detector; `None` when there is no such model.
+pub fn load(
+    c: &mut impl GenericClient,
+    id: i64,
+) -> Result<Option<(ModelInfo, Detector)>, StoreError> {
+    let Some(row) = c.query_opt(
         "SELECT id, created_at, training_rows, threshold, contamination, detector FROM models WHERE id = $1",
         &[&id],
-    )?;
+    )?
+    else {
+        return Ok(None);
+    };
     let text: String = row.get(5);
     let detector =
         Detector::from_json(&text).map_err(|e| StoreError::Data(format!("model {id}: {e}")))?;
-    Ok((
+    Ok(Some((
         ModelInfo {
             id: row.get(0),
             created_at: row.get(1),
@@ -102,5 +108,5 @@ pub fn load(c: &mut impl GenericClient, id: i64) -> Result<(ModelInfo, Detector)
             contamination: row.get(4),
         },
         detector,
-    ))
+    )))
 }

@@ -70,6 +70,7 @@ pub fn free_port() -> u16 {
 pub struct TestServer {
     pub child: Child,
     pub port: u16,
+    pub dashboard_port: u16,
     pub log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -80,10 +81,13 @@ impl TestServer {
     }
 
     pub fn start_on(db: &TestDb, port: u16, sets: &[&str]) -> TestServer {
+        let dashboard_port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_netsentinel"));
         cmd.arg("server")
             .arg("--port")
             .arg(port.to_string())
+            .arg("--dashboard-port")
+            .arg(dashboard_port.to_string())
             .arg("--database-url")
             .arg(&db.url)
             .env("RUST_LOG", "info")
@@ -103,7 +107,12 @@ impl TestServer {
                 sink.lock().unwrap().push(line);
             }
         });
-        let server = TestServer { child, port, log };
+        let server = TestServer {
+            child,
+            port,
+            dashboard_port,
+            log,
+        };
         server.wait_for_log("server started on", Duration::from_secs(20));
         server
     }

@@ -1,0 +1,212 @@
+//! The dashboard's read queries. Totals come from `traffic_totals` and
+//! `traffic_minutes` (never a count over `packets`); packet lists walk an index
+//! newest first with keyset paging (`id < before`).
+
+use chrono::{DateTime, Utc};
+use postgres::types::ToSql;
+use postgres::GenericClient;
+use serde::Serialize;
+
+use super::StoreError;
+
+/// Totals over every stored packet.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Totals {
+    /// Packets.
+    pub packets: i64,
+    /// Bytes.
+    pub bytes: i64,
+    /// Anomalies.
+    pub anomalies: i64,
+}
+
+/// One protocol's totals.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProtocolTotals {
+    /// Protocol.
+    pub protocol: String,
+    /// Packets.
+    pub packets: i64,
+    /// Bytes.
+    pub bytes: i64,
+    /// Anomalies.
+    pub anomalies: i64,
+}
+
+/// One minute of traffic.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MinutePoint {
+    /// Start of the minute.
+    pub minute: DateTime<Utc>,
+    /// Packets.
+    pub packets: i64,
+    /// Anomalies.
+    pub anomalies: i64,
+}
+
+/// A stored packet as the dashboard shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PacketRow {
+    /// Row id.
+    pub id: i64,
+    /// Packet time.
+    pub timestamp: DateTime<Utc>,
+    /// Sender.
+    pub client: String,
+    /// Sender's seq.
+    pub seq: Option<i64>,
+    /// Source address.
+    pub source_ip: String,
+    /// Destination address.
+    pub dest_ip: String,
+    /// Size in bytes.
+    pub packet_size: i32,
+    /// Protocol.
+    pub protocol: String,
+    /// Source port.
+    pub src_port: Option<i32>,
+    /// Destination port.
+    pub dst_port: Option<i32>,
+    /// Anomaly score.
+    pub score: Option<f64>,
+    /// Verdict.
+    pub anomaly: bool,
+    /// Model that judged it.
+    pub model_id: Option<i64>,
+}
+
+/// Filters of the packet list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PacketFilter {
+    /// Only this protocol.
+    pub protocol: Option<String>,
+    /// Only anomalies.
+    pub anomalies_only: bool,
+    /// Only this sender.
+    pub client: Option<String>,
+    /// Only ids below this (the next page).
+    pub before: Option<i64>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+const PACKET_COLUMNS: &str =
+    "id, \"timestamp\", client, client_seq, host(source_ip), host(dest_ip), \
+     packet_size, protocol, src_port, dst_port, anomaly_score, anomaly_flag, model_id";
+
+fn packet_row(r: &postgres::Row) -> PacketRow {
+    PacketRow {
+        id: r.get(0),
+        timestamp: r.get(1),
+        client: r.get(2),
+        seq: r.get(3),
+        source_ip: r.get(4),
+        dest_ip: r.get(5),
+        packet_size: r.get(6),
+        protocol: r.get(7),
+        src_port: r.get(8),
+        dst_port: r.get(9),
+        score: r.get(10),
+        anomaly: r.get(11),
+        model_id: r.get(12),
+    }
+}
+
+/// Totals over all protocols.
+pub fn totals(c: &mut impl GenericClient) -> Result<Totals, StoreError> {
+    let r = c.query_one(
+        "SELECT coalesce(sum(packets), 0)::int8, coalesce(sum(bytes), 0)::int8, \
+         coalesce(sum(anomalies), 0)::int8 FROM traffic_totals",
+        &[],
+    )?;
+    Ok(Totals {
+        packets: r.get(0),
+        bytes: r.get(1),
+        anomalies: r.get(2),
+    })
+}
+
+/// Totals per protocol, most packets first.
+pub fn protocols(c: &mut impl GenericClient) -> Result<Vec<ProtocolTotals>, StoreError> {
+    let rows = c.query(
+        "SELECT protocol, packets, bytes, anomalies FROM traffic_totals ORDER BY packets DESC, protocol",
+        &[],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| ProtocolTotals {
+            protocol: r.get(0),
+            packets: r.get(1),
+            bytes: r.get(2),
+            anomalies: r.get(3),
+        })
+        .collect())
+}
+
+/// Per-minute packets and anomalies of the last `minutes` minutes, oldest
+/// first, with empty minutes as zeros.
+pub fn timeseries(
+    c: &mut impl GenericClient,
+    minutes: i32,
+) -> Result<Vec<MinutePoint>, StoreError> {
+    let rows = c.query(
+        "WITH span AS (SELECT generate_series(date_trunc('minute', now()) - ($1 - 1) * interval '1 minute', \
+                                              date_trunc('minute', now()), interval '1 minute') AS minute) \
+         SELECT span.minute, coalesce(sum(t.packets), 0)::int8, coalesce(sum(t.anomalies), 0)::int8 \
+         FROM span LEFT JOIN traffic_minutes t ON t.minute = span.minute \
+         GROUP BY span.minute ORDER BY span.minute",
+        &[&minutes],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| MinutePoint {
+            minute: r.get(0),
+            packets: r.get(1),
+            anomalies: r.get(2),
+        })
+        .collect())
+}
+
+/// Packets newest first, filtered, from `before` down.
+pub fn packets(c: &mut impl GenericClient, f: &PacketFilter) -> Result<Vec<PacketRow>, StoreError> {
+    let mut sql = format!("SELECT {PACKET_COLUMNS} FROM packets WHERE true");
+    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+    if let Some(p) = &f.protocol {
+        params.push(p);
+        sql.push_str(&format!(" AND protocol = ${}", params.len()));
+    }
+    if f.anomalies_only {
+        sql.push_str(" AND anomaly_flag");
+    }
+    if let Some(client) = &f.client {
+        params.push(client);
+        sql.push_str(&format!(" AND client = ${}", params.len()));
+    }
+    if let Some(before) = &f.before {
+        params.push(before);
+        sql.push_str(&format!(" AND id < ${}", params.len()));
+    }
+    params.push(&f.limit);
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", params.len()));
+    Ok(c.query(&sql, &params)?.iter().map(packet_row).collect())
+}
+
+/// One packet by id.
+pub fn packet(c: &mut impl GenericClient, id: i64) -> Result<Option<PacketRow>, StoreError> {
+    Ok(c.query_opt(
+        &format!("SELECT {PACKET_COLUMNS} FROM packets WHERE id = $1"),
+        &[&id],
+    )?
+    .map(|r| packet_row(&r)))
+}
+
+/// Senders seen, most recent first (for the client filter).
+pub fn clients(c: &mut impl GenericClient, limit: i64) -> Result<Vec<String>, StoreError> {
+    Ok(c.query(
+        "SELECT client FROM senders ORDER BY last_seen DESC LIMIT $1",
+        &[&limit],
+    )?
+    .iter()
+    .map(|r| r.get(0))
+    .collect())
+}

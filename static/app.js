@@ -1,0 +1,271 @@
+// NetSentinel dashboard: polls the JSON API once a second while auto-refresh
+// is on. Every string that came from a sender is inserted with textContent,
+// never as HTML.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  before: null,       // null: the newest page (live); else the id to page below
+  pages: [],          // stack of `before` values for going back
+  nextBefore: null,
+  tick: 0,
+  timer: null,
+  detailId: null,
+};
+
+function fmt(n) {
+  return Number(n).toLocaleString("en-US");
+}
+
+function setStatus(text, error) {
+  const s = $("status");
+  s.textContent = text;
+  s.classList.toggle("error", !!error);
+}
+
+async function getJSON(path) {
+  const r = await fetch(path, { headers: { Accept: "application/json" } });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(body.error || `${r.status} ${r.statusText}`);
+  return body;
+}
+
+function filterQuery() {
+  const q = new URLSearchParams();
+  const protocol = $("f-protocol").value;
+  const client = $("f-client").value;
+  if (protocol) q.set("protocol", protocol);
+  if ($("f-anomalies").checked) q.set("anomalies", "true");
+  if (client) q.set("client", client);
+  q.set("limit", "50");
+  if (state.before !== null) q.set("before", String(state.before));
+  return q.toString();
+}
+
+function renderStats(s) {
+  $("total").textContent = fmt(s.total_packets);
+  $("anomalies").textContent = fmt(s.anomalies);
+  $("rate").textContent = (100 * s.anomaly_rate).toFixed(2) + " %";
+  $("pps").textContent = fmt(Math.round(s.packets_per_second));
+  $("clients").textContent = fmt(s.clients_connected);
+  $("queue").textContent = `${s.clients_waiting} waiting · queue ${fmt(s.queue_depth)}`;
+  if (s.model) {
+    $("model").textContent = `#${s.model.id}`;
+    $("model-detail").textContent =
+      `${fmt(s.model.rows)} rows · threshold ${s.model.threshold.toFixed(3)} · ` +
+      new Date(s.model.trained_at).toLocaleTimeString();
+  } else {
+    $("model").textContent = "none yet";
+    $("model-detail").textContent = `trains after ${fmt(s.min_train_packets)} packets`;
+  }
+}
+
+function fillSelect(select, values) {
+  const current = select.value;
+  const have = new Set(Array.from(select.options).map((o) => o.value));
+  for (const v of values) {
+    if (!have.has(v)) {
+      const o = document.createElement("option");
+      o.value = v;
+      o.textContent = v;
+      select.appendChild(o);
+    }
+  }
+  select.value = current;
+}
+
+function renderPackets(rows) {
+  const body = $("packets").tBodies[0];
+  const fresh = document.createDocumentFragment();
+  for (const p of rows) {
+    const tr = document.createElement("tr");
+    tr.dataset.id = String(p.id);
+    if (p.anomaly) tr.classList.add("anomaly");
+    const cells = [
+      new Date(p.timestamp).toLocaleTimeString([], { hour12: false }),
+      p.client,
+      p.src_port == null ? p.source_ip : `${p.source_ip}:${p.src_port}`,
+      p.dst_port == null ? p.dest_ip : `${p.dest_ip}:${p.dst_port}`,
+      fmt(p.packet_size),
+      p.protocol,
+      p.score == null ? "–" : p.score.toFixed(3),
+    ];
+    cells.forEach((text, i) => {
+      const td = document.createElement("td");
+      td.textContent = text;
+      if (i === 1) {
+        td.className = "client";
+        td.title = text;
+      }
+      tr.appendChild(td);
+    });
+    const verdict = document.createElement("td");
+    if (p.anomaly) {
+      const b = document.createElement("span");
+      b.className = "badge";
+      b.textContent = "ANOMALY";
+      verdict.appendChild(b);
+    } else {
+      verdict.textContent = p.score == null ? "unscored" : "normal";
+      verdict.className = "muted";
+    }
+    tr.appendChild(verdict);
+    tr.addEventListener("click", () => openDetail(p.id));
+    fresh.appendChild(tr);
+  }
+  body.replaceChildren(fresh);
+  $("empty").hidden = rows.length > 0;
+  $("older").disabled = state.nextBefore === null;
+  $("newest").disabled = state.before === null;
+}
+
+async function loadPackets() {
+  const data = await getJSON("/api/packets?" + filterQuery());
+  state.nextBefore = data.next_before;
+  renderPackets(data.packets);
+}
+
+async function refresh(full) {
+  try {
+    const stats = await getJSON("/api/stats");
+    renderStats(stats);
+    const jobs = [getJSON("/api/protocols").then((d) => {
+      NSCharts.protocolChart($("protocol-chart"), d.protocols);
+      fillSelect($("f-protocol"), d.protocols.map((p) => p.protocol));
+    })];
+    if (full || state.tick % 5 === 0) {
+      jobs.push(getJSON("/api/timeseries?minutes=60").then((d) => NSCharts.timeChart($("time-chart"), d.points)));
+      jobs.push(getJSON("/api/clients").then((d) => fillSelect($("f-client"), d.clients)));
+    }
+    // Older pages stay put; the newest page follows the traffic.
+    if (full || state.before === null) jobs.push(loadPackets());
+    await Promise.all(jobs);
+    setStatus("updated " + new Date().toLocaleTimeString([], { hour12: false }));
+  } catch (e) {
+    setStatus("cannot reach the server: " + e.message, true);
+  }
+  state.tick += 1;
+}
+
+function schedule() {
+  clearInterval(state.timer);
+  state.timer = $("auto").checked ? setInterval(() => refresh(false), 1000) : null;
+}
+
+function restartPaging() {
+  state.before = null;
+  state.pages = [];
+  refresh(true);
+}
+
+async function openDetail(id) {
+  state.detailId = id;
+  try {
+    const d = await getJSON(`/api/packets/${id}`);
+    if (state.detailId !== id) return;
+    const p = d.packet;
+    $("d-id").textContent = `#${p.id}`;
+    const dl = $("d-fields");
+    dl.replaceChildren();
+    const add = (k, v) => {
+      const dt = document.createElement("dt");
+      dt.textContent = k;
+      const dd = document.createElement("dd");
+      dd.textContent = v;
+      dl.append(dt, dd);
+    };
+    add("time", new Date(p.timestamp).toISOString());
+    add("client", p.client);
+    add("source", p.src_port == null ? p.source_ip : `${p.source_ip}:${p.src_port}`);
+    add("destination", p.dst_port == null ? p.dest_ip : `${p.dest_ip}:${p.dst_port}`);
+    add("size", `${fmt(p.packet_size)} bytes`);
+    add("protocol", p.protocol);
+    add("model", p.model_id == null ? "none" : `#${p.model_id}`);
+    const bars = $("d-bars");
+    bars.replaceChildren();
+    if (d.explanation) {
+      const verdict = p.anomaly ? "flagged as ANOMALY" : "judged normal";
+      $("d-verdict").textContent =
+        `Score ${d.explanation.score.toFixed(3)} vs threshold ${d.threshold.toFixed(3)}: ${verdict}. ` +
+        "Share of the isolating splits per feature:";
+      for (const f of d.explanation.features) {
+        const row = document.createElement("div");
+        row.className = "share";
+        const name = document.createElement("span");
+        name.textContent = f.feature;
+        const track = document.createElement("div");
+        track.className = "track";
+        const fill = document.createElement("div");
+        fill.className = "fill";
+        fill.style.width = `${(100 * f.share).toFixed(1)}%`;
+        track.appendChild(fill);
+        const pct = document.createElement("span");
+        pct.textContent = `${(100 * f.share).toFixed(0)}%`;
+        row.append(name, track, pct);
+        bars.appendChild(row);
+      }
+    } else {
+      $("d-verdict").textContent = "No explanation.";
+    }
+    $("d-note").textContent = d.note || "";
+    $("detail").hidden = false;
+  } catch (e) {
+    setStatus("cannot load packet: " + e.message, true);
+  }
+}
+
+async function retrain() {
+  if (!window.confirm("Retrain the model now on the newest stored packets?")) return;
+  const button = $("retrain");
+  const note = $("retrain-status");
+  button.disabled = true;
+  note.hidden = false;
+  note.classList.remove("error");
+  note.textContent = "Training a new model…";
+  const post = () => {
+    const headers = {};
+    const token = sessionStorage.getItem("netsentinel-token");
+    if (token) headers.Authorization = "Bearer " + token;
+    return fetch("/api/retrain", { method: "POST", headers });
+  };
+  try {
+    let r = await post();
+    if (r.status === 401) {
+      const token = window.prompt("This server needs the dashboard token (dashboard.token):");
+      if (token) {
+        sessionStorage.setItem("netsentinel-token", token);
+        r = await post();
+      }
+    }
+    const body = await r.json().catch(() => ({}));
+    if (!r.ok) throw new Error(body.error || `${r.status} ${r.statusText}`);
+    const m = body.model;
+    note.textContent = `New model #${m.id} trained on ${fmt(m.rows)} packets; threshold ${m.threshold.toFixed(3)}.`;
+    refresh(true);
+  } catch (e) {
+    note.classList.add("error");
+    note.textContent = "Retrain failed: " + e.message;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+$("auto").addEventListener("change", schedule);
+$("retrain").addEventListener("click", retrain);
+$("f-protocol").addEventListener("change", restartPaging);
+$("f-anomalies").addEventListener("change", restartPaging);
+$("f-client").addEventListener("change", restartPaging);
+$("newest").addEventListener("click", restartPaging);
+$("older").addEventListener("click", () => {
+  if (state.nextBefore === null) return;
+  state.pages.push(state.before);
+  state.before = state.nextBefore;
+  loadPackets().catch((e) => setStatus(e.message, true));
+});
+$("detail-close").addEventListener("click", () => {
+  $("detail").hidden = true;
+  state.detailId = null;
+});
+
+refresh(true);
+schedule();
