@@ -1,0 +1,329 @@
+//! The dashboard's JSON API, handler by handler, against a real PostgreSQL
+//! with packets stored by the real server, without sockets: `web::api::route`
+//! takes a request value and returns a response value (issue #5).
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{packet, TestDb, TestServer};
+use netsentinel::config::Config;
+use netsentinel::server::shutdown::Shutdown;
+use netsentinel::server::slots::Slots;
+use netsentinel::server::stats::Stats;
+use netsentinel::server::trainer::{self, ModelSlot};
+use netsentinel::server::Shared;
+use netsentinel::store;
+use netsentinel::web::api::{route, ApiRequest, ApiResponse, WebState};
+use serde_json::Value;
+
+/// A database filled by the real server: 300 packets from "alpha" (every
+/// 10th a giant), 40 from a sender whose name is an XSS probe.
+fn filled_db(tag: &str) -> TestDb {
+    let db = TestDb::new(tag);
+    let server = TestServer::start(&db, &["detector.min_train_packets=100"]);
+    let mut s = server.connect();
+    s.hello("alpha");
+    let mut text = String::new();
+    for seq in 1..=300u64 {
+        let mut p = packet(seq);
+        if seq % 10 == 0 {
+            p["packet_size"] = serde_json::json!(9000 + seq * 7919 % 56000);
+        }
+        text.push_str(&format!("{p}\n"));
+    }
+    s.send_raw(&text);
+    s.recv_n(300);
+    server.wait_for_log("model", std::time::Duration::from_secs(10));
+    let mut x = server.connect();
+    x.hello("<img src=x onerror=alert(1)>");
+    x.send_packets(1..=40);
+    x.recv_n(40);
+    db
+}
+
+fn state(db: &TestDb, token: Option<&str>) -> WebState {
+    let mut config = Config::default();
+    config.database.url = db.url.clone();
+    config.detector.min_train_packets = 100;
+    config.dashboard.token = token.map(str::to_string);
+    let pool = store::open_pool(&db.url, 2).unwrap();
+    let models = Arc::new(ModelSlot::default());
+    if let Some(m) = trainer::load_newest(&mut *pool.get().unwrap()).unwrap() {
+        models.publish(m);
+    }
+    let (_tx, rx) = crossbeam_channel::bounded(10);
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        pool,
+        models,
+        stats: Arc::new(Stats::default()),
+        slots: Slots::new(5),
+        shutdown: Shutdown::new(),
+        queue: rx,
+    });
+    WebState::new(shared, None)
+}
+
+fn get(state: &WebState, target: &str) -> ApiResponse {
+    route(&ApiRequest::new("GET", target), state)
+}
+
+fn ok(state: &WebState, target: &str) -> Value {
+    let r = get(state, target);
+    assert_eq!(
+        r.status,
+        200,
+        "{target}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(r.content_type, "application/json");
+    r.json_body()
+}
+
+fn bad(state: &WebState, target: &str, parameter: &str) -> String {
+    let r = get(state, target);
+    assert_eq!(r.status, 400, "{target}");
+    let v = r.json_body();
+    assert_eq!(v["parameter"], parameter, "{target}: {v}");
+    v["error"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn every_endpoint_its_filters_and_its_errors() {
+    let db = filled_db("api");
+    let st = state(&db, None);
+
+    // Stats: totals from the counters, the model in use.
+    let s = ok(&st, "/api/stats");
+    assert_eq!(s["total_packets"], 340);
+    assert_eq!(s["clients_connected"], 0);
+    assert_eq!(s["queue_depth"], 0);
+    assert!(s["anomalies"].as_i64().unwrap() > 0);
+    let rate = s["anomaly_rate"].as_f64().unwrap();
+    assert!((rate - s["anomalies"].as_f64().unwrap() / 340.0).abs() < 1e-12);
+    let model = &s["model"];
+    for key in ["id", "trained_at", "rows", "threshold", "contamination"] {
+        assert!(!model[key].is_null(), "model.{key} in {s}");
+    }
+    assert!(bad(&st, "/api/stats?x=1", "x").contains("unknown parameter"));
+
+    // Protocols: per-protocol totals that add up.
+    let p = ok(&st, "/api/protocols");
+    let rows = p["protocols"].as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    let sum: i64 = rows.iter().map(|r| r["packets"].as_i64().unwrap()).sum();
+    assert_eq!(sum, 340);
+
+    // Timeseries: 60 minutes by default, zero-filled, newest minute holds the traffic.
+    let t = ok(&st, "/api/timeseries");
+    let points = t["points"].as_array().unwrap();
+    assert_eq!(points.len(), 60);
+    let total: i64 = points.iter().map(|p| p["packets"].as_i64().unwrap()).sum();
+    assert_eq!(total, 340);
+    assert_eq!(
+        ok(&st, "/api/timeseries?minutes=5")["points"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    assert!(bad(&st, "/api/timeseries?minutes=0", "minutes").contains("1..=1440"));
+    bad(&st, "/api/timeseries?minutes=100000", "minutes");
+    bad(&st, "/api/timeseries?minutes=abc", "minutes");
+
+    // Packets: newest first, keyset paging, filters.
+    let page = ok(&st, "/api/packets?limit=100");
+    let list = page["packets"].as_array().unwrap();
+    assert_eq!(list.len(), 100);
+    let ids: Vec<i64> = list.iter().map(|p| p["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first");
+    let next = page["next_before"].as_i64().unwrap();
+    assert_eq!(next, *ids.last().unwrap());
+    let older = ok(&st, &format!("/api/packets?limit=100&before={next}"));
+    assert!(older["packets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["id"].as_i64().unwrap() < next));
+    let last_page = ok(&st, "/api/packets?limit=1000");
+    assert_eq!(last_page["packets"].as_array().unwrap().len(), 340);
+    assert!(last_page["next_before"].is_null());
+    let anomalies = ok(&st, "/api/packets?anomalies=true&limit=1000");
+    let a = anomalies["packets"].as_array().unwrap();
+    assert!(!a.is_empty() && a.iter().all(|p| p["anomaly"] == true));
+    assert_eq!(a.len() as i64, s["anomalies"].as_i64().unwrap());
+    let udp = ok(&st, "/api/packets?protocol=udp&limit=1000");
+    assert!(udp["packets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["protocol"] == "UDP"));
+    let xss = ok(
+        &st,
+        "/api/packets?client=%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E&limit=1000",
+    );
+    let x = xss["packets"].as_array().unwrap();
+    assert_eq!(x.len(), 40);
+    assert_eq!(x[0]["client"], "<img src=x onerror=alert(1)>");
+    let both = ok(&st, "/api/packets?client=alpha&anomalies=1&protocol=TCP");
+    assert!(both["packets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["client"] == "alpha" && p["anomaly"] == true && p["protocol"] == "TCP"));
+    assert!(bad(&st, "/api/packets?limit=0", "limit").contains("1..=1000"));
+    bad(&st, "/api/packets?limit=1001", "limit");
+    bad(&st, "/api/packets?limit=ten", "limit");
+    bad(&st, "/api/packets?before=-3", "before");
+    bad(&st, "/api/packets?anomalies=maybe", "anomalies");
+    bad(&st, "/api/packets?protocol=%3Cscript%3E", "protocol");
+    bad(
+        &st,
+        &format!("/api/packets?client={}", "c".repeat(65)),
+        "client",
+    );
+    bad(&st, "/api/packets?limit=1&limit=2", "limit");
+    bad(&st, "/api/packets?limit=%ZZ", "limit");
+    let long = get(&st, &format!("/api/packets?client={}", "a".repeat(5000)));
+    assert_eq!(long.status, 400);
+    assert!(long.json_body()["error"]
+        .as_str()
+        .unwrap()
+        .contains("at most 2048"));
+
+    // One packet with its explanation.
+    let flagged_id = a[0]["id"].as_i64().unwrap();
+    let d = ok(&st, &format!("/api/packets/{flagged_id}"));
+    assert_eq!(d["packet"]["id"], flagged_id);
+    let threshold = d["threshold"].as_f64().unwrap();
+    let e = &d["explanation"];
+    assert!(e["score"].as_f64().unwrap() > threshold);
+    let shares = e["features"].as_array().unwrap();
+    assert_eq!(
+        shares[0]["feature"], "log_size",
+        "a giant is isolated by its size: {e}"
+    );
+    let total: f64 = shares.iter().map(|f| f["share"].as_f64().unwrap()).sum();
+    assert!((total - 1.0).abs() < 1e-9);
+    // A packet stored before any model: no explanation, and a note saying why.
+    let first_id = last_page["packets"].as_array().unwrap().last().unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let early = ok(&st, &format!("/api/packets/{first_id}"));
+    assert!(early["explanation"].is_null());
+    assert!(early["note"].as_str().unwrap().contains("before any model"));
+    assert_eq!(get(&st, "/api/packets/999999999").status, 404);
+    assert_eq!(get(&st, "/api/packets/abc").status, 400);
+    assert_eq!(get(&st, "/api/packets/-1").status, 400);
+
+    // Clients, metrics, health, unknown paths, wrong methods, static files.
+    let c = ok(&st, "/api/clients");
+    assert_eq!(c["clients"].as_array().unwrap().len(), 2);
+    let m = get(&st, "/metrics");
+    assert_eq!(m.status, 200);
+    let text = String::from_utf8(m.body).unwrap();
+    for name in [
+        "netsentinel_packets_stored_total",
+        "netsentinel_anomalies_total",
+        "netsentinel_rejected_lines_total",
+        "netsentinel_queue_depth",
+        "netsentinel_clients_connected",
+        "netsentinel_batch_size_packets_bucket",
+        "netsentinel_commit_seconds_bucket",
+        "netsentinel_db_errors_total",
+        "netsentinel_model_age_seconds",
+    ] {
+        assert!(text.contains(name), "{name} missing from /metrics");
+    }
+    assert_eq!(ok(&st, "/healthz")["status"], "ok");
+    assert_eq!(get(&st, "/api/nothing").status, 404);
+    assert_eq!(get(&st, "/nothing.html").status, 404);
+    assert_eq!(get(&st, "/../../etc/passwd").status, 404);
+    assert_eq!(
+        route(&ApiRequest::new("POST", "/api/stats"), &st).status,
+        405
+    );
+    assert_eq!(
+        route(&ApiRequest::new("DELETE", "/api/packets/1"), &st).status,
+        405
+    );
+    let retrain_get = get(&st, "/api/retrain");
+    assert_eq!(retrain_get.status, 405, "state changes only by POST");
+    let page = get(&st, "/");
+    assert_eq!(page.status, 200);
+    assert!(page.content_type.starts_with("text/html"));
+    assert!(page
+        .headers
+        .iter()
+        .any(|(k, v)| *k == "Content-Security-Policy" && v.contains("script-src 'self'")));
+}
+
+#[test]
+fn retrain_trains_a_new_model_and_refuses_with_409_or_401_when_it_must() {
+    let db = filled_db("apiretrain");
+    let st = state(&db, None);
+    let before = ok(&st, "/api/stats")["model"]["id"].as_i64().unwrap();
+    let r = route(&ApiRequest::new("POST", "/api/retrain"), &st);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let m = r.json_body();
+    assert!(m["model"]["id"].as_i64().unwrap() > before);
+    assert_eq!(m["model"]["rows"], 340);
+    assert_eq!(ok(&st, "/api/stats")["model"]["id"], m["model"]["id"]);
+
+    // With a token: 401 without it or with a wrong one, 200 with it.
+    let locked = state(&db, Some("s3cret"));
+    let mut req = ApiRequest::new("POST", "/api/retrain");
+    assert_eq!(route(&req, &locked).status, 401);
+    req.authorization = Some("Bearer wrong".into());
+    assert_eq!(route(&req, &locked).status, 401);
+    req.authorization = Some("Bearer s3cret".into());
+    assert_eq!(route(&req, &locked).status, 200);
+
+    // Too little data: 409 saying how much is needed.
+    let empty = TestDb::new("apiempty");
+    let st = state(&empty, None);
+    let r = route(&ApiRequest::new("POST", "/api/retrain"), &st);
+    assert_eq!(r.status, 409);
+    assert!(r.json_body()["error"]
+        .as_str()
+        .unwrap()
+        .contains("at least 100"));
+    // A retrain already running: 409.
+    assert!(st.shared.models.begin_training());
+    let r = route(&ApiRequest::new("POST", "/api/retrain"), &st);
+    assert_eq!(r.status, 409);
+    assert!(r.json_body()["error"]
+        .as_str()
+        .unwrap()
+        .contains("already running"));
+}
+
+#[test]
+fn dashboard_is_served_over_http_by_the_running_server() {
+    let db = TestDb::new("apihttp");
+    let server = TestServer::start(&db, &[]);
+    let get = |path: &str| -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", server.dashboard_port)).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, text)
+    };
+    let (status, body) = get("/");
+    assert_eq!(status, 200);
+    assert!(body.contains("<title>NetSentinel</title>"));
+    assert_eq!(get("/../../etc/passwd").0, 404);
+    assert_eq!(get("/api/stats").0, 200);
+    assert_eq!(get("/api/packets?limit=-1").0, 400);
+    assert_eq!(
+        get(&format!("/api/packets?client={}", "%41".repeat(3000))).0,
+        400
+    );
+}
