@@ -151,10 +151,11 @@ pub fn timeseries(
 ) -> Result<Vec<MinutePoint>, StoreError> {
     let rows = c.query(
         "WITH span AS (SELECT generate_series(date_trunc('minute', now()) - ($1 - 1) * interval '1 minute', \
-                                              date_trunc('minute', now()), interval '1 minute') AS minute) \
-         SELECT span.minute, coalesce(sum(t.packets), 0)::int8, coalesce(sum(t.anomalies), 0)::int8 \
-         FROM span LEFT JOIN traffic_minutes t ON t.minute = span.minute \
-         GROUP BY span.minute ORDER BY span.minute",
+                                              date_trunc('minute', now()), interval '1 minute') AS minute), \
+              agg AS (SELECT minute, sum(packets) AS packets, sum(anomalies) AS anomalies FROM traffic_minutes \
+                      WHERE minute >= date_trunc('minute', now()) - ($1 - 1) * interval '1 minute' GROUP BY minute) \
+         SELECT span.minute, coalesce(agg.packets, 0)::int8, coalesce(agg.anomalies, 0)::int8 \
+         FROM span LEFT JOIN agg USING (minute) ORDER BY span.minute",
         &[&minutes],
     )?;
     Ok(rows

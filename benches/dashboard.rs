@@ -1,0 +1,243 @@
+//! Dashboard API latency with a large table (issue #5): 10 million rows in
+//! `packets` (written with binary COPY, counters filled to match), the real
+//! server running with a client ingesting at the same time, then p50/p99 of
+//! `/api/stats`, `/api/protocols` and `/api/packets?anomalies=true&limit=100`.
+//!
+//! `cargo bench --bench dashboard` (BENCH_ROWS changes the row count; default
+//! 10,000,000; needs PostgreSQL at 127.0.0.1:5432 and ~3 GB of disk).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::{ToSql, Type};
+use postgres::{Client, NoTls};
+
+const ADMIN: &str = "postgresql://postgres@127.0.0.1:5432/postgres";
+const PROTOCOLS: [&str; 5] = ["TCP", "UDP", "HTTP", "HTTPS", "ICMP"];
+const REQUESTS: usize = 500;
+
+fn main() {
+    let rows: i64 = std::env::var("BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
+    let mut admin = match Client::connect(ADMIN, NoTls) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("SKIPPED: no PostgreSQL at 127.0.0.1:5432 ({e})");
+            return;
+        }
+    };
+    let db = format!("ns_dash_bench_{}", std::process::id());
+    let url = format!("postgresql://postgres@127.0.0.1:5432/{db}");
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .expect("drop");
+    let (port, dash) = (free_port(), free_port());
+    let mut server = start_server(&url, port, dash);
+
+    let mut c = Client::connect(&url, NoTls).expect("bench database");
+    let t = Instant::now();
+    fill(&mut c, rows);
+    println!(
+        "filled packets with {rows} rows by binary COPY (+ counters, ANALYZE) in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // Ingest at the same time: a client streaming at 5,000 packets/s.
+    let mut ingest = Command::new(env!("CARGO_BIN_EXE_netsentinel"))
+        .args(["client", "bench-ingest", "--continuous", "--rate", "5000"])
+        .args(["--server", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("client starts");
+    std::thread::sleep(Duration::from_secs(2));
+
+    for path in [
+        "/api/stats",
+        "/api/protocols",
+        "/api/packets?anomalies=true&limit=100",
+        "/api/packets?limit=100",
+        "/api/packets?protocol=UDP&limit=100",
+        "/api/timeseries?minutes=60",
+    ] {
+        let mut times = Vec::with_capacity(REQUESTS);
+        for _ in 0..REQUESTS {
+            let t = Instant::now();
+            let status = http_get(dash, path);
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(status, 200, "{path}");
+        }
+        times.sort_by(f64::total_cmp);
+        let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+        println!(
+            "{path:<42} p50 {:>6.2} ms  p99 {:>6.2} ms  ({REQUESTS} requests while ingesting)",
+            at(0.5),
+            at(0.99)
+        );
+    }
+    let stored: i64 = c
+        .query_one(
+            "SELECT count(*) FROM packets WHERE client = 'bench-ingest'",
+            &[],
+        )
+        .expect("count")
+        .get(0);
+    println!("ingested meanwhile: {stored} packets from bench-ingest");
+    println!("bars: /api/stats and /api/protocols p99 < 20 ms; /api/packets?anomalies=true&limit=100 p99 < 50 ms");
+
+    let _ = Command::new("kill")
+        .args(["-INT", &ingest.id().to_string()])
+        .status();
+    let _ = ingest.wait();
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+    drop(c);
+    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn start_server(url: &str, port: u16, dash: u16) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netsentinel"))
+        .args([
+            "server",
+            "--port",
+            &port.to_string(),
+            "--dashboard-port",
+            &dash.to_string(),
+            "--database-url",
+            url,
+        ])
+        .env("RUST_LOG", "info")
+        .current_dir(std::env::temp_dir())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("server starts");
+    let stderr = child.stderr.take().expect("piped");
+    let ready = Arc::new(Mutex::new(false));
+    let flag = Arc::clone(&ready);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("dashboard on") {
+                *flag.lock().expect("flag") = true;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !*ready.lock().expect("flag") {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+fn http_get(port: u16, path: &str) -> u16 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("dashboard");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut text = Vec::new();
+    s.read_to_end(&mut text).expect("response");
+    String::from_utf8_lossy(&text)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `rows` packets over the last 7 days, 10% anomalies, 5 senders, then the
+/// per-minute and per-protocol counters that the worker would have kept.
+fn fill(c: &mut Client, rows: i64) {
+    let first: i64 = c
+        .query_one(
+            "SELECT setval('packets_id_seq', nextval('packets_id_seq') + $1)",
+            &[&rows],
+        )
+        .expect("reserve ids")
+        .get(0);
+    let base = first - rows;
+    let types = [
+        Type::INT8,
+        Type::INET,
+        Type::INET,
+        Type::INT4,
+        Type::TEXT,
+        Type::TIMESTAMPTZ,
+        Type::BOOL,
+        Type::FLOAT8,
+        Type::INT4,
+        Type::INT4,
+        Type::TEXT,
+        Type::INT8,
+        Type::INT8,
+    ];
+    let now = chrono::Utc::now();
+    let span_ms = 7 * 24 * 3600 * 1000i64;
+    let mut tx = c.transaction().expect("tx");
+    let sink = tx
+        .copy_in(
+            "COPY packets (id, source_ip, dest_ip, packet_size, protocol, \"timestamp\", anomaly_flag, \
+             anomaly_score, src_port, dst_port, client, client_seq, model_id) FROM STDIN (FORMAT binary)",
+        )
+        .expect("copy");
+    let mut w = BinaryCopyInWriter::new(sink, &types);
+    for i in 0..rows {
+        let id = base + i;
+        let anomaly = i % 10 == 0;
+        let src: std::net::IpAddr = std::net::Ipv4Addr::from(
+            (0x0a00_0000u32).wrapping_add((i as u32).wrapping_mul(2654435761)),
+        )
+        .into();
+        let dst: std::net::IpAddr = std::net::Ipv4Addr::new(192, 168, (i % 256) as u8, 1).into();
+        let size = if anomaly {
+            9000 + (i * 7 % 50_000) as i32
+        } else {
+            64 + (i * 37 % 1436) as i32
+        };
+        let protocol = PROTOCOLS[(i % 5) as usize];
+        let ts = now - chrono::Duration::milliseconds(span_ms - span_ms * i / rows);
+        let score = Some(if anomaly { 0.7 } else { 0.45 });
+        let src_port = Some(49152 + (i % 16000) as i32);
+        let dst_port = Some(443i32);
+        let client = format!("sender{}", i % 5);
+        let seq = Some(i / 5 + 1);
+        let model: Option<i64> = None;
+        let values: [&(dyn ToSql + Sync); 13] = [
+            &id, &src, &dst, &size, &protocol, &ts, &anomaly, &score, &src_port, &dst_port,
+            &client, &seq, &model,
+        ];
+        w.write(&values).expect("row");
+    }
+    w.finish().expect("finish");
+    tx.batch_execute(
+        "INSERT INTO traffic_minutes (minute, protocol, packets, bytes, anomalies) \
+         SELECT date_trunc('minute', \"timestamp\"), protocol, count(*), sum(packet_size), count(*) FILTER (WHERE anomaly_flag) \
+         FROM packets GROUP BY 1, 2; \
+         INSERT INTO traffic_totals (protocol, packets, bytes, anomalies) \
+         SELECT protocol, sum(packets), sum(bytes), sum(anomalies) FROM traffic_minutes GROUP BY protocol; \
+         INSERT INTO senders (client, last_seq, packets) \
+         SELECT client, max(client_seq), count(*) FROM packets GROUP BY client",
+    )
+    .expect("counters");
+    tx.commit().expect("commit");
+    c.batch_execute("ANALYZE packets; ANALYZE traffic_minutes; ANALYZE traffic_totals")
+        .expect("analyze");
+}
