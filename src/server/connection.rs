@@ -23,6 +23,8 @@ use super::worker::{ConnLink, Job, JobKind, Reply};
 const POLL: Duration = Duration::from_millis(2);
 /// A client that takes longer than this to accept written bytes is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a closing connection keeps draining the client's input.
+const LINGER: Duration = Duration::from_secs(2);
 /// Bytes read from the socket at once.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -53,7 +55,29 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, id: u64, ctx: &ConnContext) {
         conn.client,
         conn.lines
     );
-    let _ = conn.stream.shutdown(SocketShutdown::Both);
+    lingering_close(&mut conn.stream);
+}
+
+/// Closes our side, then reads and discards what the client still sends for
+/// a moment, so the kernel does not answer unread input with a reset that
+/// could destroy our last lines before the client reads them.
+fn lingering_close(stream: &mut TcpStream) {
+    let _ = stream.shutdown(SocketShutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+    let deadline = Instant::now() + LINGER;
+    let mut sink = [0u8; 16 * 1024];
+    while Instant::now() < deadline {
+        match stream.read(&mut sink) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
+            Err(_) => break,
+        }
+    }
 }
 
 struct Connection<'a> {

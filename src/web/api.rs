@@ -395,14 +395,7 @@ fn stats(req: &ApiRequest, state: &WebState) -> ApiResponse {
 }
 
 fn packets(req: &ApiRequest, state: &WebState) -> ApiResponse {
-    let params = match Params::parse(
-        &req.query,
-        &["protocol", "anomalies", "client", "limit", "before"],
-    ) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let filter = match packet_filter(&params) {
+    let filter = match packet_filter_from_query(&req.query) {
         Ok(f) => f,
         Err(r) => return r,
     };
@@ -423,6 +416,24 @@ fn packets(req: &ApiRequest, state: &WebState) -> ApiResponse {
         }
         Err(e) => store_error(e),
     }
+}
+
+/// The filter `GET /api/packets` builds from its query string, or the 400
+/// answer. Pure (no database), so it can be fuzzed.
+pub fn packet_filter_from_query(query: &str) -> Result<queries::PacketFilter, ApiResponse> {
+    let params = Params::parse(
+        query,
+        &["protocol", "anomalies", "client", "limit", "before"],
+    )?;
+    packet_filter(&params)
+}
+
+/// The minutes `GET /api/timeseries` covers, or the 400 answer. Pure.
+pub fn minutes_from_query(query: &str) -> Result<i32, ApiResponse> {
+    let params = Params::parse(query, &["minutes"])?;
+    params
+        .int("minutes", 1, i64::from(MAX_MINUTES), 60)
+        .map(|m| m as i32)
 }
 
 fn packet_filter(p: &Params) -> Result<queries::PacketFilter, ApiResponse> {
@@ -480,12 +491,8 @@ fn protocols(req: &ApiRequest, state: &WebState) -> ApiResponse {
 }
 
 fn timeseries(req: &ApiRequest, state: &WebState) -> ApiResponse {
-    let params = match Params::parse(&req.query, &["minutes"]) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let minutes = match params.int("minutes", 1, i64::from(MAX_MINUTES), 60) {
-        Ok(m) => m as i32,
+    let minutes = match minutes_from_query(&req.query) {
+        Ok(m) => m,
         Err(r) => return r,
     };
     match state
