@@ -12,8 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use netsentinel::store::ingest::{COPY_PACKETS, COPY_TYPES};
 use postgres::binary_copy::BinaryCopyInWriter;
-use postgres::types::{ToSql, Type};
+use postgres::types::ToSql;
 use postgres::{Client, NoTls};
 
 const ADMIN: &str = "postgresql://postgres@127.0.0.1:5432/postgres";
@@ -174,31 +175,11 @@ fn fill(c: &mut Client, rows: i64) {
         .expect("reserve ids")
         .get(0);
     let base = first - rows;
-    let types = [
-        Type::INT8,
-        Type::INET,
-        Type::INET,
-        Type::INT4,
-        Type::TEXT,
-        Type::TIMESTAMPTZ,
-        Type::BOOL,
-        Type::FLOAT8,
-        Type::INT4,
-        Type::INT4,
-        Type::TEXT,
-        Type::INT8,
-        Type::INT8,
-    ];
     let now = chrono::Utc::now();
     let span_ms = 7 * 24 * 3600 * 1000i64;
     let mut tx = c.transaction().expect("tx");
-    let sink = tx
-        .copy_in(
-            "COPY packets (id, source_ip, dest_ip, packet_size, protocol, \"timestamp\", anomaly_flag, \
-             anomaly_score, src_port, dst_port, client, client_seq, model_id) FROM STDIN (FORMAT binary)",
-        )
-        .expect("copy");
-    let mut w = BinaryCopyInWriter::new(sink, &types);
+    let sink = tx.copy_in(COPY_PACKETS).expect("copy");
+    let mut w = BinaryCopyInWriter::new(sink, &COPY_TYPES);
     for i in 0..rows {
         let id = base + i;
         let anomaly = i % 10 == 0;

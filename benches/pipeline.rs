@@ -18,8 +18,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use netsentinel::store::ingest::{COPY_PACKETS, COPY_TYPES};
 use postgres::binary_copy::BinaryCopyInWriter;
-use postgres::types::{ToSql, Type};
+use postgres::types::ToSql;
 use postgres::{Client, NoTls};
 
 const ADMIN: &str = "postgresql://postgres@127.0.0.1:5432/postgres";
@@ -294,31 +295,11 @@ fn copy_ceiling(c: &mut Client, rows: u64) -> f64 {
         .query_one("SELECT coalesce(max(id), 0) + 1000000 FROM packets", &[])
         .expect("max id")
         .get(0);
-    let types = [
-        Type::INT8,
-        Type::INET,
-        Type::INET,
-        Type::INT4,
-        Type::TEXT,
-        Type::TIMESTAMPTZ,
-        Type::BOOL,
-        Type::FLOAT8,
-        Type::INT4,
-        Type::INT4,
-        Type::TEXT,
-        Type::INT8,
-        Type::INT8,
-    ];
     let now = chrono::Utc::now();
     let started = Instant::now();
     let mut tx = c.transaction().expect("transaction");
-    let sink = tx
-        .copy_in(
-            "COPY packets (id, source_ip, dest_ip, packet_size, protocol, \"timestamp\", anomaly_flag, \
-             anomaly_score, src_port, dst_port, client, client_seq, model_id) FROM STDIN (FORMAT binary)",
-        )
-        .expect("copy");
-    let mut w = BinaryCopyInWriter::new(sink, &types);
+    let sink = tx.copy_in(COPY_PACKETS).expect("copy");
+    let mut w = BinaryCopyInWriter::new(sink, &COPY_TYPES);
     for i in 0..rows {
         let seq = i + 1;
         let id = base + i as i64;

@@ -21,10 +21,11 @@ pub const MAX_CLIENT_NAME_CHARS: usize = 64;
 /// Largest `seq` accepted: it is stored as a PostgreSQL BIGINT.
 pub const MAX_SEQ: u64 = i64::MAX as u64;
 
-/// One packet record, validated.
-#[derive(Debug, Clone, PartialEq)]
+/// One packet record, validated. Serialises to the wire line a sender writes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Packet {
     /// Sender's sequence number, increasing per sender; enables exactly-once.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
     /// Source address.
     pub source_ip: IpAddr,
@@ -35,11 +36,27 @@ pub struct Packet {
     /// Protocol name, upper-cased.
     pub protocol: String,
     /// Source port.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub src_port: Option<u16>,
     /// Destination port.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dst_port: Option<u16>,
     /// Capture time; the server's clock when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<DateTime<Utc>>,
+}
+
+impl Packet {
+    /// The JSON line (with its newline) a sender writes for this packet under `seq`.
+    pub fn to_line(&self, seq: u64) -> Vec<u8> {
+        let mut line = serde_json::to_vec(&Packet {
+            seq: Some(seq),
+            ..self.clone()
+        })
+        .expect("a packet serialises");
+        line.push(b'\n');
+        line
+    }
 }
 
 /// What a line from a sender means.
@@ -402,6 +419,32 @@ mod tests {
             );
             assert_eq!(e.seq, Some(5), "{field}={value}");
         }
+    }
+
+    #[test]
+    fn a_packet_written_by_to_line_parses_back_to_itself() {
+        let mut p = packet(GOOD);
+        p.seq = None;
+        let line = p.to_line(99);
+        let back = packet(std::str::from_utf8(&line).unwrap().trim_end());
+        assert_eq!(
+            back,
+            Packet {
+                seq: Some(99),
+                ..p.clone()
+            }
+        );
+        let bare = Packet {
+            src_port: None,
+            dst_port: None,
+            timestamp: None,
+            ..p
+        };
+        let text = String::from_utf8(bare.to_line(1)).unwrap();
+        assert!(
+            !text.contains("port") && !text.contains("timestamp"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{packet, TestDb, TestServer};
+use common::{TestDb, TestServer};
 use netsentinel::config::Config;
 use netsentinel::server::shutdown::Shutdown;
 use netsentinel::server::slots::Slots;
@@ -22,18 +22,7 @@ use serde_json::Value;
 fn filled_db(tag: &str) -> TestDb {
     let db = TestDb::new(tag);
     let server = TestServer::start(&db, &["detector.min_train_packets=100"]);
-    let mut s = server.connect();
-    s.hello("alpha");
-    let mut text = String::new();
-    for seq in 1..=300u64 {
-        let mut p = packet(seq);
-        if seq % 10 == 0 {
-            p["packet_size"] = serde_json::json!(9000 + seq * 7919 % 56000);
-        }
-        text.push_str(&format!("{p}\n"));
-    }
-    s.send_raw(&text);
-    s.recv_n(300);
+    common::send_with_giants(&server, "alpha", 300);
     server.wait_for_log("model", std::time::Duration::from_secs(10));
     let mut x = server.connect();
     x.hello("<img src=x onerror=alert(1)>");

@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{packet, TestDb, TestServer};
+use common::{TestDb, TestServer};
 
 const XSS_NAME: &str = "<img src=x onerror=alert(1)>";
 
@@ -45,18 +45,7 @@ fn dashboard_in_headless_chromium() {
     // Two senders with every 10th packet a giant: the first trains the model,
     // the second is judged by it (so the table has flagged packets to show).
     for (name, wait_for) in [("alpha", "model 1 in use"), ("bravo", "model 2 in use")] {
-        let mut s = server.connect();
-        s.hello(name);
-        let mut text = String::new();
-        for seq in 1..=300u64 {
-            let mut p = packet(seq);
-            if seq % 10 == 0 {
-                p["packet_size"] = serde_json::json!(9000 + seq * 7919 % 56000);
-            }
-            text.push_str(&format!("{p}\n"));
-        }
-        s.send_raw(&text);
-        s.recv_n(300);
+        common::send_with_giants(&server, name, 300);
         server.wait_for_log(wait_for, std::time::Duration::from_secs(10));
     }
     let mut x = server.connect();

@@ -203,6 +203,9 @@ fn seq_going_backwards_is_refused_but_resends_are_answered() {
     );
 }
 
+/// Also the regression test for the lingering-close bug: closing a socket
+/// with unread client input made the kernel send a reset that could destroy
+/// the final error line before the client read it (seen with the 1 MiB line).
 #[test]
 fn fatal_inputs_close_cleanly_after_answering_what_came_before() {
     let db = TestDb::new("hostile_fatal");

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::record::PacketRecord;
+use crate::protocol::Packet;
 
 /// Normal packet sizes, bytes.
 pub const NORMAL_SIZES: std::ops::RangeInclusive<u16> = 64..=1500;
@@ -58,7 +58,7 @@ impl Generator {
     }
 
     /// The next packet and whether it is an injected anomaly.
-    pub fn next_packet(&mut self) -> (PacketRecord, bool) {
+    pub fn next_packet(&mut self) -> (Packet, bool) {
         let protocol = self.protocols[self.rng.random_range(0..self.protocols.len())].clone();
         let anomalous = self.rng.random_bool(self.anomaly_ratio);
         let packet_size = if !anomalous {
@@ -75,7 +75,8 @@ impl Generator {
             ),
             None => (None, None),
         };
-        let record = PacketRecord {
+        let record = Packet {
+            seq: None,
             source_ip: self.address(),
             dest_ip: self.address(),
             packet_size,

@@ -9,7 +9,6 @@
 pub mod generate;
 pub mod menu;
 pub mod pcap;
-pub mod record;
 pub mod report;
 pub mod session;
 

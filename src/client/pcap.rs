@@ -18,7 +18,7 @@ use pcap_file::pcap::PcapParser;
 use pcap_file::pcapng::{Block, PcapNgParser};
 use pcap_file::{DataLink, PcapError};
 
-use super::record::PacketRecord;
+use crate::protocol::Packet;
 
 /// A frame of the capture.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,7 +28,7 @@ pub struct Frame {
     /// Capture time since the Unix epoch.
     pub time: Duration,
     /// The packet, or `None` when the frame carries no IP packet.
-    pub packet: Option<PacketRecord>,
+    pub packet: Option<Packet>,
 }
 
 /// A capture read into memory.
@@ -209,7 +209,7 @@ fn resolution(
 }
 
 /// Decodes one frame into a packet record, or `None` when it carries no IP packet.
-pub fn decode(link: DataLink, data: &[u8], time: Duration) -> Option<PacketRecord> {
+pub fn decode(link: DataLink, data: &[u8], time: Duration) -> Option<Packet> {
     let sliced = match link {
         DataLink::ETHERNET => LaxSlicedPacket::from_ethernet(data).ok()?,
         DataLink::RAW | DataLink::IPV4 | DataLink::IPV6 => LaxSlicedPacket::from_ip(data).ok()?,
@@ -261,7 +261,8 @@ pub fn decode(link: DataLink, data: &[u8], time: Duration) -> Option<PacketRecor
     } else {
         ip_protocol_name(proto)
     };
-    Some(PacketRecord {
+    Some(Packet {
+        seq: None,
         source_ip,
         dest_ip,
         packet_size: u16::try_from(size).unwrap_or(u16::MAX),
@@ -494,6 +495,8 @@ pub(crate) mod tests {
         assert!(parse_capture(b"", Path::new("e")).is_err());
     }
 
+    /// Regression: pcap-file 2 reads enhanced-packet ticks as nanoseconds;
+    /// the default unit is microseconds (if_tsresol), so times were 1000× off.
     #[test]
     fn pcapng_with_enhanced_packets() {
         // Section header, one Ethernet interface, one enhanced packet.

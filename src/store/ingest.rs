@@ -15,12 +15,14 @@ use crate::protocol::Packet;
 /// Ids reserved from `packets_id_seq` in one round trip.
 const ID_BLOCK: i64 = 65_536;
 
-const COPY_PACKETS: &str =
+/// The COPY statement of a batch (also used by the benchmarks' ceiling).
+pub const COPY_PACKETS: &str =
     "COPY packets (id, source_ip, dest_ip, packet_size, protocol, \"timestamp\", \
      anomaly_flag, anomaly_score, src_port, dst_port, client, client_seq, model_id) \
      FROM STDIN (FORMAT binary)";
 
-const COPY_TYPES: [Type; 13] = [
+/// Column types of [`COPY_PACKETS`], in order.
+pub const COPY_TYPES: [Type; 13] = [
     Type::INT8,
     Type::INET,
     Type::INET,

@@ -47,3 +47,24 @@ pub fn apply(client: &mut Client) -> Result<(), StoreError> {
     tx.commit()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: 0002_traffic_totals.sql once sat in sql/ without a line
+    /// here, so it never ran and every batch failed on the missing table.
+    #[test]
+    fn every_file_in_sql_is_a_migration_in_order() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let listed: Vec<&str> = MIGRATIONS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(files, listed);
+    }
+}

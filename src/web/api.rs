@@ -157,6 +157,15 @@ impl WebState {
         }
     }
 
+    /// Runs `f` on a pooled connection.
+    fn with_db<T>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut c = self.shared.pool.get()?;
+        f(&mut c)
+    }
+
     fn detector(&self, id: i64) -> Result<Option<Arc<Detector>>, StoreError> {
         if let Some(m) = self.shared.models.current().filter(|m| m.info.id == id) {
             // The model in use is already decoded.
@@ -355,12 +364,7 @@ fn stats(req: &ApiRequest, state: &WebState) -> ApiResponse {
         return r;
     }
     let s = &state.shared;
-    let totals = match s
-        .pool
-        .get()
-        .map_err(StoreError::from)
-        .and_then(|mut c| queries::totals(&mut *c))
-    {
+    let totals = match state.with_db(queries::totals) {
         Ok(t) => t,
         Err(e) => return store_error(e),
     };
@@ -399,13 +403,7 @@ fn packets(req: &ApiRequest, state: &WebState) -> ApiResponse {
         Ok(f) => f,
         Err(r) => return r,
     };
-    match state
-        .shared
-        .pool
-        .get()
-        .map_err(StoreError::from)
-        .and_then(|mut c| queries::packets(&mut *c, &filter))
-    {
+    match state.with_db(|c| queries::packets(c, &filter)) {
         Ok(rows) => {
             let next = if rows.len() as i64 == filter.limit {
                 rows.last().map(|r| r.id)
@@ -478,13 +476,7 @@ fn protocols(req: &ApiRequest, state: &WebState) -> ApiResponse {
     if let Err(r) = Params::parse(&req.query, &[]) {
         return r;
     }
-    match state
-        .shared
-        .pool
-        .get()
-        .map_err(StoreError::from)
-        .and_then(|mut c| queries::protocols(&mut *c))
-    {
+    match state.with_db(queries::protocols) {
         Ok(rows) => ApiResponse::json(200, &json!({ "protocols": rows })),
         Err(e) => store_error(e),
     }
@@ -495,13 +487,7 @@ fn timeseries(req: &ApiRequest, state: &WebState) -> ApiResponse {
         Ok(m) => m,
         Err(r) => return r,
     };
-    match state
-        .shared
-        .pool
-        .get()
-        .map_err(StoreError::from)
-        .and_then(|mut c| queries::timeseries(&mut *c, minutes))
-    {
+    match state.with_db(|c| queries::timeseries(c, minutes)) {
         Ok(points) => ApiResponse::json(200, &json!({ "minutes": minutes, "points": points })),
         Err(e) => store_error(e),
     }
@@ -511,13 +497,7 @@ fn clients(req: &ApiRequest, state: &WebState) -> ApiResponse {
     if let Err(r) = Params::parse(&req.query, &[]) {
         return r;
     }
-    match state
-        .shared
-        .pool
-        .get()
-        .map_err(StoreError::from)
-        .and_then(|mut c| queries::clients(&mut *c, 200))
-    {
+    match state.with_db(|c| queries::clients(c, 200)) {
         Ok(names) => ApiResponse::json(200, &json!({ "clients": names })),
         Err(e) => store_error(e),
     }
@@ -534,13 +514,7 @@ fn packet_detail(req: &ApiRequest, state: &WebState, id: &str) -> ApiResponse {
             Some("id"),
         );
     };
-    let row = match state
-        .shared
-        .pool
-        .get()
-        .map_err(StoreError::from)
-        .and_then(|mut c| queries::packet(&mut *c, id))
-    {
+    let row = match state.with_db(|c| queries::packet(c, id)) {
         Ok(Some(row)) => row,
         Ok(None) => return ApiResponse::error(404, format!("no packet with id {id}"), None),
         Err(e) => return store_error(e),
@@ -627,12 +601,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn healthz(state: &WebState) -> ApiResponse {
-    let db = state
-        .shared
-        .pool
-        .get()
-        .map_err(StoreError::from)
-        .and_then(|mut c| c.simple_query("SELECT 1").map_err(StoreError::from));
+    let db = state.with_db(|c| c.simple_query("SELECT 1").map_err(StoreError::from));
     let shutting_down = state.shared.shutdown.is_triggered();
     match db {
         Ok(_) if !shutting_down => ApiResponse::json(200, &json!({ "status": "ok" })),

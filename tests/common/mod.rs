@@ -243,3 +243,21 @@ pub fn packet(seq: u64) -> Value {
         "dst_port": 443,
     })
 }
+
+/// Sends `count` packets as sender `name`, every 10th a giant of 9,000 bytes
+/// or more (spread out, so they are isolated rather than a cluster), and
+/// waits for every verdict.
+pub fn send_with_giants(server: &TestServer, name: &str, count: u64) -> Vec<Value> {
+    let mut s = server.connect();
+    s.hello(name);
+    let mut text = String::new();
+    for seq in 1..=count {
+        let mut p = packet(seq);
+        if seq % 10 == 0 {
+            p["packet_size"] = json!(9000 + seq * 7919 % 56000);
+        }
+        text.push_str(&format!("{p}\n"));
+    }
+    s.send_raw(&text);
+    s.recv_n(count as usize)
+}
