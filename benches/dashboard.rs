@@ -6,16 +6,18 @@
 //! `cargo bench --bench dashboard` (BENCH_ROWS changes the row count; default
 //! 10,000,000; needs PostgreSQL at 127.0.0.1:5432 and ~3 GB of disk).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use netsentinel::store::ingest::{COPY_PACKETS, COPY_TYPES};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls};
+
+mod support;
+use support::{free_port, start_server};
 
 const ADMIN: &str = "postgresql://postgres@127.0.0.1:5432/postgres";
 const PROTOCOLS: [&str; 5] = ["TCP", "UDP", "HTTP", "HTTPS", "ICMP"];
@@ -104,48 +106,6 @@ fn main() {
     let _ = server.wait();
     drop(c);
     let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn start_server(url: &str, port: u16, dash: u16) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_netsentinel"))
-        .args([
-            "server",
-            "--port",
-            &port.to_string(),
-            "--dashboard-port",
-            &dash.to_string(),
-            "--database-url",
-            url,
-        ])
-        .env("RUST_LOG", "info")
-        .current_dir(std::env::temp_dir())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("server starts");
-    let stderr = child.stderr.take().expect("piped");
-    let ready = Arc::new(Mutex::new(false));
-    let flag = Arc::clone(&ready);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("dashboard on") {
-                *flag.lock().expect("flag") = true;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !*ready.lock().expect("flag") {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
 }
 
 fn http_get(port: u16, path: &str) -> u16 {

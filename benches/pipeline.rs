@@ -14,7 +14,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,9 @@ use netsentinel::store::ingest::{COPY_PACKETS, COPY_TYPES};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls};
+
+mod support;
+use support::{free_port, start_server};
 
 const ADMIN: &str = "postgresql://postgres@127.0.0.1:5432/postgres";
 const SENDERS: usize = 5;
@@ -48,7 +51,7 @@ fn main() {
         .expect("drop old bench database");
 
     let port = free_port();
-    let mut server = start_server(&url, port);
+    let mut server = start_server(&url, port, free_port());
     println!(
         "server: {} on 127.0.0.1:{port}, database {db}",
         env!("CARGO_BIN_EXE_netsentinel")
@@ -131,43 +134,6 @@ fn main() {
     );
     drop(c);
     let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a free port")
-        .local_addr()
-        .expect("its address")
-        .port()
-}
-
-fn start_server(url: &str, port: u16) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_netsentinel"))
-        .args(["server", "--port", &port.to_string(), "--database-url", url])
-        .env("RUST_LOG", "warn,netsentinel::server=info")
-        .current_dir(std::env::temp_dir())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("server starts");
-    let stderr = child.stderr.take().expect("piped");
-    let ready = Arc::new(Mutex::new(false));
-    let flag = Arc::clone(&ready);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("server started on") {
-                *flag.lock().expect("flag") = true;
-            }
-            if line.contains("ERROR") || line.contains("WARN") {
-                eprintln!("server: {line}");
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !*ready.lock().expect("flag") {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
 }
 
 /// The packet lines one sender sends: seqs `first..first+count`, ~10% anomalous sizes.

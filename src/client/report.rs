@@ -174,6 +174,10 @@ impl Report {
             ));
         }
         match self.injected {
+            Some(injected) if self.unscored == self.acked => s.push_str(&format!(
+                "anomalies injected {injected}; no packet was judged by a trained model yet \
+                 (the server trains once detector.min_train_packets packets are stored)\n"
+            )),
             Some(injected) => s.push_str(&format!(
                 "anomalies injected {injected}; judged by a trained model: TP {} FP {} FN {} → \
                  precision {:.3}, recall {:.3}, F1 {:.3} ({} packets answered before a model existed)\n",
