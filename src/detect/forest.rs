@@ -548,6 +548,18 @@ mod tests {
         }
         let mean_inlier: f64 = scores[..inliers].iter().sum::<f64>() / inliers as f64;
         assert!(mean_inlier < 0.5, "mean inlier score {mean_inlier}");
+        // Every inlier in the core of the cluster (the uniform square's rim
+        // is sparse and may score a little higher) is below 0.5.
+        for i in 0..inliers {
+            let row = data.row(i);
+            if row[0].abs() < 0.6 && row[1].abs() < 0.6 {
+                assert!(
+                    scores[i] < 0.5,
+                    "inlier {i} at {row:?} scored {}",
+                    scores[i]
+                );
+            }
+        }
         // The cluster's centre is as normal as it gets.
         assert!(forest.score_row(&[0.0, 0.0]).unwrap() < 0.5);
         assert!(forest.score_row(&[50.0, -50.0]).unwrap() > 0.6);
