@@ -550,14 +550,10 @@ mod tests {
         assert!(mean_inlier < 0.5, "mean inlier score {mean_inlier}");
         // Every inlier in the core of the cluster (the uniform square's rim
         // is sparse and may score a little higher) is below 0.5.
-        for i in 0..inliers {
+        for (i, score) in scores.iter().enumerate().take(inliers) {
             let row = data.row(i);
             if row[0].abs() < 0.6 && row[1].abs() < 0.6 {
-                assert!(
-                    scores[i] < 0.5,
-                    "inlier {i} at {row:?} scored {}",
-                    scores[i]
-                );
+                assert!(*score < 0.5, "inlier {i} at {row:?} scored {score}");
             }
         }
         // The cluster's centre is as normal as it gets.
