@@ -18,6 +18,6 @@ if [ ! -x /usr/bin/chromium ] || ! command -v node >/dev/null; then
 fi
 npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 # Here a missing browser piece fails the browser test instead of skipping it.
-export NETSENTINEL_REQUIRE_BROWSER=1
+export BROWSER_TEST_REQUIRED=1
 
 cargo test "$@"

@@ -3,7 +3,7 @@
 //! explanation, retrain, check that an HTML-looking sender name stays text.
 //! The browser is driven by tests/browser/dashboard.mjs (playwright-core with
 //! Debian's /usr/bin/chromium). Skips, saying why, when node, Chromium or
-//! playwright-core are missing, unless NETSENTINEL_REQUIRE_BROWSER=1 (as in
+//! playwright-core are missing, unless BROWSER_TEST_REQUIRED=1 (as in
 //! .ci/run), where a missing piece fails the test.
 
 mod common;
@@ -34,7 +34,7 @@ fn missing_prerequisite() -> Option<String> {
 #[test]
 fn dashboard_in_headless_chromium() {
     if let Some(why) = missing_prerequisite() {
-        if std::env::var("NETSENTINEL_REQUIRE_BROWSER").as_deref() == Ok("1") {
+        if std::env::var("BROWSER_TEST_REQUIRED").as_deref() == Ok("1") {
             panic!("browser test required but {why}");
         }
         println!("SKIPPED: {why}");

@@ -42,13 +42,16 @@ fn postgres_restarted_mid_stream_loses_nothing_and_duplicates_nothing() {
             .unwrap();
         s.hello("through-restart");
         let mut verdicts = Vec::new();
-        for chunk in 0..60u64 {
-            s.send_packets(chunk * 500 + 1..=chunk * 500 + 500);
-            verdicts.extend(s.recv_n(500));
+        // Paced over several seconds, so the restart lands mid-stream.
+        for chunk in 0..100u64 {
+            s.send_packets(chunk * 300 + 1..=chunk * 300 + 300);
+            verdicts.extend(s.recv_n(300));
+            std::thread::sleep(Duration::from_millis(40));
         }
         verdicts
     });
-    std::thread::sleep(Duration::from_millis(800));
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(!sender.is_finished(), "the stream ended before the restart");
     let how = match restart_postgres() {
         Ok(how) => how,
         Err(why) => {
