@@ -10,8 +10,6 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::config::{is_valid_protocol_name, PROTOCOL_NAME_RULE};
-
 /// Protocol version announced in the welcome line.
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Longest line accepted, newline excluded; a longer one closes the connection.
@@ -20,6 +18,17 @@ pub const MAX_LINE_BYTES: usize = 64 * 1024;
 pub const MAX_CLIENT_NAME_CHARS: usize = 64;
 /// Largest `seq` accepted: it is stored as a PostgreSQL BIGINT.
 pub const MAX_SEQ: u64 = i64::MAX as u64;
+
+/// The rule a protocol name follows, on the wire, in the config and in API filters.
+pub const PROTOCOL_NAME_RULE: &str = "1-10 characters of [A-Za-z0-9_-]";
+
+/// True when `name` is a valid protocol name ([`PROTOCOL_NAME_RULE`]).
+pub fn is_valid_protocol_name(name: &str) -> bool {
+    (1..=10).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
 
 /// One packet record, validated. Serialises to the wire line a sender writes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -149,21 +158,60 @@ fn parse_hello(name: &Value) -> Result<String, LineError> {
 }
 
 fn parse_packet(obj: &Map<String, Value>) -> Result<Packet, LineError> {
-    let seq = match obj.get("seq") {
-        None | Some(Value::Null) => None,
-        Some(v) => match v.as_u64().filter(|s| *s <= MAX_SEQ) {
-            Some(s) => Some(s),
-            None => {
-                return fail(
-                    None,
-                    format!("seq must be an integer 0..={MAX_SEQ}, got {}", shown(v)),
-                )
-            }
-        },
+    let f = Fields {
+        obj,
+        seq: parse_seq(obj)?,
     };
-    let ip = |field: &str| -> Result<IpAddr, LineError> {
-        match obj.get(field) {
-            None | Some(Value::Null) => fail(seq, format!("{field} is required")),
+    Ok(Packet {
+        seq: f.seq,
+        source_ip: f.ip("source_ip")?,
+        dest_ip: f.ip("dest_ip")?,
+        packet_size: f.required("packet_size", |f, k| f.uint::<u16>(k))?,
+        protocol: f.required("protocol", Fields::protocol)?,
+        src_port: f.uint::<u16>("src_port")?,
+        dst_port: f.uint::<u16>("dst_port")?,
+        timestamp: f.timestamp("timestamp")?,
+    })
+}
+
+fn parse_seq(obj: &Map<String, Value>) -> Result<Option<u64>, LineError> {
+    match obj.get("seq") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_u64().filter(|s| *s <= MAX_SEQ) {
+            Some(s) => Ok(Some(s)),
+            None => fail(
+                None,
+                format!("seq must be an integer 0..={MAX_SEQ}, got {}", shown(v)),
+            ),
+        },
+    }
+}
+
+/// A packet object's fields, read one at a time; every error carries the seq.
+struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    seq: Option<u64>,
+}
+
+impl Fields<'_> {
+    /// The field's value; `None` when absent or null.
+    fn get(&self, field: &str) -> Option<&Value> {
+        self.obj.get(field).filter(|v| !v.is_null())
+    }
+
+    /// Reads an optional field with `read` and insists it was there.
+    fn required<T>(
+        &self,
+        field: &str,
+        read: impl Fn(&Self, &str) -> Result<Option<T>, LineError>,
+    ) -> Result<T, LineError> {
+        read(self, field)?.map_or_else(|| fail(self.seq, format!("{field} is required")), Ok)
+    }
+
+    fn ip(&self, field: &str) -> Result<IpAddr, LineError> {
+        let seq = self.seq;
+        match self.get(field) {
+            None => fail(seq, format!("{field} is required")),
             Some(Value::String(s)) => s.parse().or_else(|_| {
                 let hint = if s.contains('%') {
                     " (IPv6 zone ids such as %eth0 are not supported)"
@@ -180,75 +228,71 @@ fn parse_packet(obj: &Map<String, Value>) -> Result<Packet, LineError> {
                 format!("{field} must be an address string, got {}", shown(v)),
             ),
         }
-    };
-    let source_ip = ip("source_ip")?;
-    let dest_ip = ip("dest_ip")?;
-    let packet_size = match obj.get("packet_size") {
-        None | Some(Value::Null) => return fail(seq, "packet_size is required"),
-        Some(v) => match v.as_u64().and_then(|n| u16::try_from(n).ok()) {
-            Some(n) => n,
-            None => {
-                return fail(
-                    seq,
-                    format!("packet_size must be an integer 0..=65535, got {}", shown(v)),
-                )
-            }
-        },
-    };
-    let protocol = match obj.get("protocol") {
-        None | Some(Value::Null) => return fail(seq, "protocol is required"),
-        Some(Value::String(s)) if is_valid_protocol_name(s) => s.to_ascii_uppercase(),
-        Some(v) => {
-            return fail(
-                seq,
-                format!("protocol must be {PROTOCOL_NAME_RULE}, got {}", shown(v)),
-            )
-        }
-    };
-    let port = |field: &str| -> Result<Option<u16>, LineError> {
-        match obj.get(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => match v.as_u64().and_then(|n| u16::try_from(n).ok()) {
-                Some(p) => Ok(Some(p)),
+    }
+
+    /// An optional unsigned integer that fits `T` (u8: 0..=255, u16: 0..=65535).
+    fn uint<T: TryFrom<u64> + Into<u64> + Bounded>(
+        &self,
+        field: &str,
+    ) -> Result<Option<T>, LineError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(v) => match v.as_u64().and_then(|n| T::try_from(n).ok()) {
+                Some(n) => Ok(Some(n)),
                 None => fail(
-                    seq,
-                    format!("{field} must be an integer 0..=65535, got {}", shown(v)),
+                    self.seq,
+                    format!(
+                        "{field} must be an integer 0..={}, got {}",
+                        T::MAX.into(),
+                        shown(v)
+                    ),
                 ),
             },
         }
-    };
-    let src_port = port("src_port")?;
-    let dst_port = port("dst_port")?;
-    let timestamp = match obj.get("timestamp") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => match DateTime::parse_from_rfc3339(s) {
-            Ok(t) => Some(t.with_timezone(&Utc)),
-            Err(e) => {
-                return fail(
-                    seq,
-                    format!(
-                        "timestamp must be RFC 3339 such as \"2026-11-25T08:00:00.123Z\", got {s:?} ({e})"
-                    ),
-                )
-            }
-        },
-        Some(v) => {
-            return fail(
-                seq,
-                format!("timestamp must be an RFC 3339 string, got {}", shown(v)),
-            )
+    }
+
+    fn protocol(&self, field: &str) -> Result<Option<String>, LineError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::String(s)) if is_valid_protocol_name(s) => Ok(Some(s.to_ascii_uppercase())),
+            Some(v) => fail(
+                self.seq,
+                format!("{field} must be {PROTOCOL_NAME_RULE}, got {}", shown(v)),
+            ),
         }
-    };
-    Ok(Packet {
-        seq,
-        source_ip,
-        dest_ip,
-        packet_size,
-        protocol,
-        src_port,
-        dst_port,
-        timestamp,
-    })
+    }
+
+    fn timestamp(&self, field: &str) -> Result<Option<DateTime<Utc>>, LineError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::String(s)) => match DateTime::parse_from_rfc3339(s) {
+                Ok(t) => Ok(Some(t.with_timezone(&Utc))),
+                Err(e) => fail(
+                    self.seq,
+                    format!(
+                        "{field} must be RFC 3339 such as \"2026-11-25T08:00:00.123Z\", got {s:?} ({e})"
+                    ),
+                ),
+            },
+            Some(v) => fail(
+                self.seq,
+                format!("{field} must be an RFC 3339 string, got {}", shown(v)),
+            ),
+        }
+    }
+}
+
+/// The largest value of an integer type, for error messages.
+trait Bounded: Copy {
+    const MAX: Self;
+}
+
+impl Bounded for u8 {
+    const MAX: u8 = u8::MAX;
+}
+
+impl Bounded for u16 {
+    const MAX: u16 = u16::MAX;
 }
 
 /// The server's answer to a hello.
@@ -368,49 +412,29 @@ mod tests {
                 r#"{{"seq":5,"source_ip":"1.2.3.4","dest_ip":"5.6.7.8","packet_size":100,"protocol":"UDP","{field}":{value}}}"#
             )
         };
-        let cases = [
-            (
-                "packet_size",
-                "-5",
-                "packet_size must be an integer 0..=65535, got -5",
-            ),
-            ("packet_size", "65536", "got 65536"),
-            ("packet_size", "\"12\"", "got \"12\""),
-            ("packet_size", "12.5", "got 12.5"),
-            (
-                "source_ip",
-                "\"999.1.1.1\"",
-                "source_ip must be an IPv4 or IPv6 address",
-            ),
-            (
-                "dest_ip",
-                "\"1.2.3\"",
-                "dest_ip must be an IPv4 or IPv6 address",
-            ),
-            ("dest_ip", "\"fe80::1%eth0\"", "zone ids"),
-            ("dest_ip", "7", "dest_ip must be an address string"),
-            (
-                "protocol",
-                "\"ELEVENCHARS\"",
-                "protocol must be 1-10 characters",
-            ),
-            ("protocol", "\"T CP\"", "protocol must be"),
-            ("protocol", "\"<script>\"", "protocol must be"),
-            ("src_port", "70000", "src_port must be an integer 0..=65535"),
-            ("dst_port", "-1", "dst_port must be"),
-            (
-                "timestamp",
-                "\"10000-01-01T00:00:00Z\"",
-                "timestamp must be RFC 3339",
-            ),
-            ("timestamp", "\"yesterday\"", "timestamp must be RFC 3339"),
-            (
-                "timestamp",
-                "1700000000",
-                "timestamp must be an RFC 3339 string",
-            ),
-        ];
-        for (field, value, expected) in cases {
+        // field | value | what the message says
+        let cases = r#"
+            packet_size | -5 | packet_size must be an integer 0..=65535, got -5
+            packet_size | 65536 | got 65536
+            packet_size | "12" | got "12"
+            packet_size | 12.5 | got 12.5
+            source_ip | "999.1.1.1" | source_ip must be an IPv4 or IPv6 address
+            dest_ip | "1.2.3" | dest_ip must be an IPv4 or IPv6 address
+            dest_ip | "fe80::1%eth0" | zone ids
+            dest_ip | 7 | dest_ip must be an address string
+            protocol | "ELEVENCHARS" | protocol must be 1-10 characters
+            protocol | "T CP" | protocol must be
+            protocol | "<script>" | protocol must be
+            src_port | 70000 | src_port must be an integer 0..=65535
+            dst_port | -1 | dst_port must be
+            timestamp | "10000-01-01T00:00:00Z" | timestamp must be RFC 3339
+            timestamp | "yesterday" | timestamp must be RFC 3339
+            timestamp | 1700000000 | timestamp must be an RFC 3339 string
+        "#;
+        for case in cases.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let [field, value, expected] = case.splitn(3, " | ").collect::<Vec<_>>()[..] else {
+                panic!("bad case {case:?}");
+            };
             let e = error(&base(field, value));
             assert!(
                 e.message.contains(expected),

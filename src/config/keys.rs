@@ -1,0 +1,168 @@
+//! Every configuration key, declared once: its section, name, Rust type,
+//! default, rule and one line of help. The `declare!` macro turns this list
+//! into the section structs, their defaults and the [`KEYS`] table from which
+//! parsing, environment names, `--set`, error messages and the documented
+//! `netsentinel.toml` (see [`super::document`]) all come.
+
+use std::path::PathBuf;
+
+use super::value::{int, Checked, Kind, Setting};
+
+/// One declared key, as the loaders and the documented file see it.
+pub struct KeySpec {
+    /// `[section]` in the file.
+    pub section: &'static str,
+    /// Key within the section.
+    pub key: &'static str,
+    /// Its rule.
+    pub kind: Kind,
+    /// One line for the documented file.
+    pub help: &'static str,
+    /// Reads the key's value from a configuration.
+    pub get: fn(&Config) -> toml::Value,
+    /// Stores a checked value.
+    pub set: fn(&mut Config, Checked),
+}
+
+impl KeySpec {
+    /// `section.key`.
+    pub fn dotted(&self) -> String {
+        format!("{}.{}", self.section, self.key)
+    }
+
+    /// `NETSENTINEL_SECTION_KEY`.
+    pub fn env_name(&self) -> String {
+        format!(
+            "NETSENTINEL_{}_{}",
+            self.section.to_ascii_uppercase(),
+            self.key.to_ascii_uppercase()
+        )
+    }
+}
+
+macro_rules! declare {
+    ($(
+        #[doc = $section_doc:literal]
+        [$section:ident] $Struct:ident {
+            $(
+                #[doc = $help:literal]
+                $key:ident: $ty:ty = $default:expr, $kind:expr;
+            )*
+        }
+    )*) => {
+        $(
+            #[doc = $section_doc]
+            #[derive(Debug, Clone, PartialEq)]
+            pub struct $Struct {
+                $( #[doc = $help] pub $key: $ty, )*
+            }
+
+            impl Default for $Struct {
+                fn default() -> Self {
+                    $Struct { $( $key: $default, )* }
+                }
+            }
+        )*
+
+        /// The validated configuration. Every field holds a value that passed
+        /// its key's rule; [`Config::validate`] checks the keys against each other.
+        #[derive(Debug, Clone, PartialEq, Default)]
+        pub struct Config {
+            $( #[doc = $section_doc] pub $section: $Struct, )*
+            /// The file the values came from, if any.
+            pub file: Option<PathBuf>,
+        }
+
+        /// Every key NetSentinel reads, in the order the documented file lists them.
+        pub static KEYS: &[KeySpec] = &[
+            $( $( KeySpec {
+                section: stringify!($section),
+                key: stringify!($key),
+                kind: $kind,
+                help: $help,
+                get: |c: &Config| Setting::to_toml(&c.$section.$key),
+                set: |c: &mut Config, v: Checked| c.$section.$key = Setting::from_checked(v),
+            }, )* )*
+        ];
+    };
+}
+
+declare! {
+    /// `[server]`: the TCP ingest listener.
+    [server] ServerConfig {
+        /// Address the packet listener binds to (0.0.0.0 to accept senders from other hosts).
+        host: String = "127.0.0.1".into(), Kind::Text;
+        /// TCP port senders connect to; 0 picks a free port, named in the log line "server started on".
+        port: u16 = 9999, int(0, 65535);
+        /// Connections served at once; later ones wait first-come-first-served.
+        max_clients: usize = 5, int(1, 10_000);
+        /// Connections allowed to wait for a slot; beyond this a connection is refused.
+        max_waiting: usize = 100, int(0, 100_000);
+        /// Seconds a waiting connection may wait for a slot before it is closed.
+        queue_timeout_s: u64 = 30, int(1, 86_400);
+        /// Seconds a served connection may send nothing (with no verdict owed) before it is closed.
+        idle_timeout_s: u64 = 300, int(1, 86_400);
+        /// Packets the one FIFO queue to the worker holds; when full, readers wait.
+        queue_capacity: usize = 20_000, int(1, 1_000_000);
+        /// Packets the worker writes in one transaction at most.
+        batch_max: usize = 4_096, int(1, 100_000);
+        /// Milliseconds the worker waits to fill a batch after its first packet.
+        batch_wait_ms: u64 = 5, int(0, 10_000);
+    }
+
+    /// `[database]`: PostgreSQL.
+    [database] DatabaseConfig {
+        /// PostgreSQL connection URL; the DATABASE_URL environment variable overrides it.
+        url: String = "postgresql://postgres@127.0.0.1:5432/netsentinel".into(), Kind::Text;
+        /// Connections kept in the pool: the worker holds one, the trainer and the dashboard share the rest.
+        pool_size: u32 = 4, int(1, 64);
+    }
+
+    /// `[detector]`: the Isolation Forest and its training schedule.
+    [detector] DetectorConfig {
+        /// Expected share of anomalies in training traffic; sets the score threshold.
+        contamination: f64 = 0.1, Kind::Float { min: 0.0, max: 0.5, open_min: true };
+        /// Isolation trees in the forest.
+        trees: usize = 100, int(1, 10_000);
+        /// Rows drawn without replacement to grow each tree, the paper's psi.
+        sample_size: usize = 256, int(2, 1_000_000);
+        /// Seed of the forest's random choices: same seed and data give the same scores.
+        seed: u64 = 42, int(0, i64::MAX);
+        /// Packets stored before the first model is trained; at most detector.train_window.
+        min_train_packets: u64 = 50, int(2, 100_000_000);
+        /// Newest stored packets each model is trained on.
+        train_window: usize = 10_000, int(2, 10_000_000);
+        /// Packets stored between automatic retrains; 0 turns them off.
+        retrain_every: u64 = 100_000, int(0, 1_000_000_000);
+    }
+
+    /// `[traffic]`: what the traffic generator sends.
+    [traffic] TrafficConfig {
+        /// Protocols the traffic generator draws from.
+        protocols: Vec<String> = ["TCP", "UDP", "ICMP", "HTTP", "HTTPS"].map(String::from).to_vec(),
+            Kind::ProtocolList;
+    }
+
+    /// `[dashboard]`: the web dashboard.
+    [dashboard] DashboardConfig {
+        /// Address the web dashboard binds to; keep 127.0.0.1 unless a proxy guards it.
+        host: String = "127.0.0.1".into(), Kind::Text;
+        /// Port of the web dashboard; 0 picks a free port, named in the log line "dashboard on".
+        port: u16 = 5000, int(0, 65535);
+        /// When not empty, POST /api/retrain requires the header "Authorization: Bearer <token>".
+        token: Option<String> = None, Kind::OptionalText;
+    }
+}
+
+/// The key named `section.key`, if declared.
+pub fn find(dotted: &str) -> Option<&'static KeySpec> {
+    let (section, key) = dotted.split_once('.')?;
+    KEYS.iter().find(|s| s.section == section && s.key == key)
+}
+
+/// The section names, in declaration order.
+pub fn sections() -> Vec<&'static str> {
+    let mut names: Vec<&str> = KEYS.iter().map(|s| s.section).collect();
+    names.dedup();
+    names
+}
