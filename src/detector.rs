@@ -1,5 +1,6 @@
-//! The packet detector: the feature encoder and the Isolation Forest trained
-//! together, scored together, and stored together as one JSON document.
+//! The packet detector: the feature encoder ([`crate::features`]) and the
+//! Isolation Forest ([`crate::detect`]) trained together, scored together, and
+//! stored together as one JSON document (the `models` table).
 
 use serde::{Deserialize, Serialize};
 

@@ -42,6 +42,27 @@ pub struct PacketFields<'a> {
     pub dst_port: Option<u16>,
 }
 
+impl<'a> PacketFields<'a> {
+    /// The fields of a stored row (database integers, clamped to their wire ranges).
+    pub fn from_stored(packet_size: i32, protocol: &'a str, dst_port: Option<i32>) -> Self {
+        PacketFields {
+            packet_size: u16::try_from(packet_size.max(0)).unwrap_or(u16::MAX),
+            protocol,
+            dst_port: dst_port.and_then(|p| u16::try_from(p).ok()),
+        }
+    }
+}
+
+impl<'a> From<&'a crate::protocol::Packet> for PacketFields<'a> {
+    fn from(p: &'a crate::protocol::Packet) -> Self {
+        PacketFields {
+            packet_size: p.packet_size,
+            protocol: &p.protocol,
+            dst_port: p.dst_port,
+        }
+    }
+}
+
 /// Frequency tables learnt from training traffic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureEncoder {

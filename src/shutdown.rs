@@ -1,5 +1,7 @@
-//! The shutdown signal: one flag every thread checks, set by SIGINT/SIGTERM
-//! (or by a test), plus wake-ups for threads blocked where a flag is not seen.
+//! Shutdown as a feature: one flag every thread checks, set by SIGINT/SIGTERM
+//! (or by a test), wake-ups for threads blocked where a flag is not seen, and
+//! the one signal handler every subcommand installs (the first signal stops
+//! gracefully, a second exits at once with status 130).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,33 +54,35 @@ impl Shutdown {
     }
 }
 
-/// Turns the first SIGINT or SIGTERM into a graceful shutdown; a second one
-/// exits at once (status 130), for when draining takes too long.
-pub fn install_signal_handlers(shutdown: Shutdown) -> std::io::Result<()> {
-    on_signals(move |signal, count| {
-        if count > 1 {
-            log::warn!("second signal {signal}: exiting now without draining");
-            std::process::exit(130);
-        }
-        log::info!(
-            "signal {signal}: shutting down (stop accepting, drain the queue, commit, answer); \
-             send it again to exit at once"
-        );
-        shutdown.trigger();
-    })
-}
+/// Exit status after a second signal: 128 + SIGINT, as shells report it.
+pub const SECOND_SIGNAL_EXIT: i32 = 130;
 
-/// Calls `action(signal, how_many_so_far)` on a thread of its own for every
-/// SIGINT or SIGTERM.
-pub fn on_signals(action: impl Fn(i32, usize) + Send + 'static) -> std::io::Result<()> {
+/// Runs `first` on the first SIGINT or SIGTERM, after logging `what` it starts
+/// (e.g. "shutting down: drain the queue, commit, answer"); a second signal
+/// exits the process at once with [`SECOND_SIGNAL_EXIT`], for when stopping
+/// gracefully takes too long. The handler runs on a thread of its own.
+pub fn on_signals(what: &'static str, first: impl Fn() + Send + 'static) -> std::io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             for (count, signal) in signals.forever().enumerate() {
-                action(signal, count + 1);
+                if count > 0 {
+                    log::warn!("second signal {signal}: exiting now without finishing");
+                    std::process::exit(SECOND_SIGNAL_EXIT);
+                }
+                log::info!("signal {signal}: {what}; send it again to exit at once");
+                first();
             }
         })?;
     Ok(())
+}
+
+/// Turns the first SIGINT or SIGTERM into `shutdown.trigger()` (see [`on_signals`]).
+pub fn trigger_on_signals(shutdown: Shutdown) -> std::io::Result<()> {
+    on_signals(
+        "shutting down (stop accepting, drain the queue, commit, answer)",
+        move || shutdown.trigger(),
+    )
 }

@@ -1,7 +1,8 @@
-//! The model lifecycle: the slot holding the model in use, the trainer thread
-//! that trains when the worker asks (cold start, every `retrain_every`
-//! packets) and picks up models trained elsewhere (`netsentinel retrain`), and
-//! the training routine they share.
+//! The model lifecycle: the slot holding the model in use, the retrain policy
+//! (when a new model is due, as a pure function of what was stored), the
+//! trainer thread that trains when the worker asks and picks up models trained
+//! elsewhere (`netsentinel retrain`), and the training routine they share with
+//! the dashboard's Retrain button.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -11,11 +12,11 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use postgres::GenericClient;
 
 use crate::config::DetectorConfig;
-use crate::model::Detector;
+use crate::detector::Detector;
 use crate::store::models::{self, ModelInfo};
 use crate::store::{Pool, StoreError};
 
-use super::shutdown::Shutdown;
+use crate::shutdown::Shutdown;
 
 /// How often the trainer looks for a model stored by another process.
 const POLL_NEW_MODELS: Duration = Duration::from_secs(2);
@@ -74,6 +75,79 @@ impl ModelSlot {
     }
 }
 
+/// The retrain policy: is a new model due, given the packets stored in all
+/// (`stored_total`), the model in use and the packets stored since it?
+///
+/// The first model once `min_train_packets` are stored; a model trained on
+/// less than a full `train_window` is replaced each time the stored packets
+/// double (so models trained on the first few dozen packets do not judge for
+/// long); then every `retrain_every` packets (0: never).
+pub fn retrain_due(
+    cfg: &DetectorConfig,
+    stored_total: u64,
+    model: Option<&ModelInfo>,
+    since_model: u64,
+) -> bool {
+    match model {
+        None => stored_total >= cfg.min_train_packets,
+        Some(m) if (m.training_rows as u64) < cfg.train_window as u64 => {
+            stored_total >= 2 * (m.training_rows.max(1) as u64)
+        }
+        Some(_) => cfg.retrain_every > 0 && since_model >= cfg.retrain_every,
+    }
+}
+
+/// The worker's running count of stored packets, for [`retrain_due`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetrainSchedule {
+    stored_total: u64,
+    since_model: u64,
+    model_id: Option<i64>,
+}
+
+impl RetrainSchedule {
+    /// A schedule for a table that already holds `stored_total` packets.
+    pub fn new(stored_total: u64) -> RetrainSchedule {
+        RetrainSchedule {
+            stored_total,
+            since_model: 0,
+            model_id: None,
+        }
+    }
+
+    /// `n` more packets were stored.
+    pub fn stored(&mut self, n: u64) {
+        self.stored_total += n;
+        self.since_model += n;
+    }
+
+    /// True when a training should be asked for now. `current` is the model in
+    /// use (a new one restarts the count); `training` says one is running, in
+    /// which case nothing is asked and the count keeps running. Asking for a
+    /// retrain of an existing model restarts the count, so the same request is
+    /// not repeated every loop.
+    pub fn should_request(
+        &mut self,
+        cfg: &DetectorConfig,
+        current: Option<&ModelInfo>,
+        training: bool,
+    ) -> bool {
+        let id = current.map(|m| m.id);
+        if id != self.model_id {
+            self.model_id = id;
+            self.since_model = 0;
+        }
+        let due = retrain_due(cfg, self.stored_total, current, self.since_model);
+        if !due || training {
+            return false;
+        }
+        if current.is_some() {
+            self.since_model = 0;
+        }
+        true
+    }
+}
+
 /// Why a training did not produce a model.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -121,6 +195,14 @@ pub fn train_and_store(
         info,
         detector: Arc::new(detector),
     })
+}
+
+/// `netsentinel retrain`: connects to `url` (creating and migrating the
+/// database if needed), trains on the newest stored packets and stores the
+/// model; a running server picks it up.
+pub fn retrain_stored(url: &str, cfg: &DetectorConfig) -> Result<LiveModel, TrainError> {
+    let mut client = crate::store::connect(url)?;
+    train_and_store(&mut client, cfg)
 }
 
 /// Loads the newest stored model, if any; a model that cannot be read is
@@ -211,5 +293,88 @@ fn pick_up_newer(pool: &Pool, slot: &ModelSlot) {
         Ok(Some(model)) => slot.publish(model),
         Ok(None) => {}
         Err(e) => log::debug!("cannot look for new models: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(id: i64, rows: i64) -> ModelInfo {
+        ModelInfo {
+            id,
+            created_at: chrono::Utc::now(),
+            training_rows: rows,
+            threshold: 0.6,
+            contamination: 0.1,
+        }
+    }
+
+    fn cfg(min: u64, window: usize, every: u64) -> DetectorConfig {
+        DetectorConfig {
+            min_train_packets: min,
+            train_window: window,
+            retrain_every: every,
+            ..DetectorConfig::default()
+        }
+    }
+
+    #[test]
+    fn first_model_at_min_train_packets() {
+        let c = cfg(50, 1000, 100);
+        assert!(!retrain_due(&c, 49, None, 49));
+        assert!(retrain_due(&c, 50, None, 50));
+    }
+
+    #[test]
+    fn a_small_model_is_replaced_each_time_the_store_doubles() {
+        let c = cfg(50, 1000, 100_000);
+        let m = model(1, 50);
+        assert!(!retrain_due(&c, 99, Some(&m), 49));
+        assert!(retrain_due(&c, 100, Some(&m), 50));
+        let full = model(2, 1000);
+        assert!(
+            !retrain_due(&c, 5000, Some(&full), 10),
+            "full window: retrain_every rules"
+        );
+    }
+
+    #[test]
+    fn full_models_every_retrain_every_and_zero_means_never() {
+        let full = model(1, 1000);
+        assert!(retrain_due(&cfg(50, 1000, 100), 10_000, Some(&full), 100));
+        assert!(!retrain_due(&cfg(50, 1000, 100), 10_000, Some(&full), 99));
+        assert!(!retrain_due(
+            &cfg(50, 1000, 0),
+            10_000_000,
+            Some(&full),
+            10_000_000
+        ));
+    }
+
+    #[test]
+    fn the_schedule_asks_once_waits_while_training_and_restarts_on_a_new_model() {
+        let c = cfg(10, 100, 30);
+        let mut s = RetrainSchedule::new(0);
+        s.stored(9);
+        assert!(!s.should_request(&c, None, false));
+        s.stored(1);
+        assert!(
+            !s.should_request(&c, None, true),
+            "not while a training runs"
+        );
+        assert!(s.should_request(&c, None, false));
+        let full = model(1, 100);
+        s.stored(29);
+        assert!(
+            !s.should_request(&c, Some(&full), false),
+            "a new model restarts the count"
+        );
+        s.stored(30);
+        assert!(s.should_request(&c, Some(&full), false));
+        assert!(
+            !s.should_request(&c, Some(&full), false),
+            "asked once, not every loop"
+        );
     }
 }

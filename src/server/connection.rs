@@ -16,8 +16,8 @@ use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
 
 use crate::protocol::{self, ErrorLine, Line, MAX_LINE_BYTES};
 
-use super::shutdown::Shutdown;
-use super::worker::{ConnLink, Job, JobKind, Reply};
+use super::queue::{ConnLink, Job, JobKind, Reply};
+use crate::shutdown::Shutdown;
 
 /// How long a read waits before the thread checks for verdicts to write.
 const POLL: Duration = Duration::from_millis(2);

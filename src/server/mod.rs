@@ -1,39 +1,44 @@
 //! `netsentinel server`: wires the threads together and runs them until shutdown.
 //!
-//! Threads: the accept loop (this thread); one thread per accepted connection,
-//! at most `server.max_clients` served at once ([`slots`]), the rest waiting
-//! first come, first served; ONE worker ([`worker`]) fed by ONE bounded FIFO
-//! that every connection pushes into; the trainer ([`trainer`]); the signal
-//! handler ([`shutdown`]).
+//! Threads: the accept loop ([`listener`], on the calling thread); one thread
+//! per accepted connection ([`connection`]), at most `server.max_clients`
+//! served at once ([`slots`]), the rest waiting first come, first served; ONE
+//! worker ([`worker`]) fed by ONE bounded FIFO ([`queue`]) that every
+//! connection pushes into; the trainer ([`crate::trainer`]); the dashboard
+//! ([`crate::web`], given a narrow state of its own); the signal handler
+//! ([`crate::shutdown`]).
 //!
 //! Shutdown order: stop accepting → connections stop reading at a line
 //! boundary and wait for their verdicts → the worker drains the FIFO, commits,
 //! answers → the last connection hangs up, the FIFO disconnects, the worker
-//! ends → exit 0.
+//! ends → the trainer and the dashboard stop → exit 0.
 
 pub mod connection;
-pub mod shutdown;
+pub mod listener;
+pub mod plan;
+pub mod queue;
 pub mod slots;
-pub mod stats;
-pub mod trainer;
 pub mod worker;
 
-use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crossbeam_channel::Receiver;
+
 use crate::config::Config;
-use crate::protocol::{self, ErrorLine};
-use crate::store::{self, Pool, StoreError};
+use crate::shutdown::Shutdown;
+use crate::stats::Stats;
+use crate::store::{self, StoreError};
+use crate::trainer::{self, ModelSlot};
+use crate::web::state::{IngestGauges, WebSettings, WebState};
 
 use connection::ConnContext;
-use shutdown::Shutdown;
-use slots::{Entry, Slots, WaitError};
-use stats::Stats;
-use trainer::ModelSlot;
-use worker::Worker;
+use listener::Admission;
+use queue::Job;
+use slots::Slots;
+use worker::{Handles, Worker};
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -44,11 +49,17 @@ pub enum ServerError {
     /// The listening socket could not be opened.
     #[error(
         "cannot listen on {addr}: {source}. Is another server running there? Choose another \
-             server.port (--port) or server.host"
+             {key} ({flag}) or {host_key}"
     )]
     Bind {
         /// host:port.
         addr: String,
+        /// The config key of the port.
+        key: &'static str,
+        /// Its command-line flag.
+        flag: &'static str,
+        /// The config key of the address.
+        host_key: &'static str,
         /// The OS error.
         source: std::io::Error,
     },
@@ -63,24 +74,6 @@ pub enum ServerError {
     /// Packets were left unstored because the database stayed down through shutdown.
     #[error("shut down with packets unstored (database unavailable); their senders got no verdict and must resend")]
     Unstored,
-}
-
-/// Everything the threads share.
-pub struct Shared {
-    /// Configuration.
-    pub config: Config,
-    /// Database pool.
-    pub pool: Pool,
-    /// The model in use.
-    pub models: Arc<ModelSlot>,
-    /// Counters.
-    pub stats: Arc<Stats>,
-    /// Connection slots.
-    pub slots: Arc<Slots>,
-    /// Shutdown flag.
-    pub shutdown: Shutdown,
-    /// Depth of the FIFO, read through a clone of its receiver.
-    pub queue: crossbeam_channel::Receiver<worker::Job>,
 }
 
 /// Where the server ended up listening.
@@ -101,6 +94,28 @@ pub struct RunOptions {
     pub ready: Option<crossbeam_channel::Sender<Listening>>,
 }
 
+/// The connection slots and the FIFO's depth, as the dashboard reads them.
+struct Gauges {
+    slots: Arc<Slots>,
+    queue: Receiver<Job>,
+    capacity: usize,
+}
+
+impl IngestGauges for Gauges {
+    fn served(&self) -> usize {
+        self.slots.served()
+    }
+    fn waiting(&self) -> usize {
+        self.slots.waiting()
+    }
+    fn queue_depth(&self) -> usize {
+        self.queue.len()
+    }
+    fn queue_capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
 /// Runs the server until SIGINT/SIGTERM (or `shutdown` is triggered).
 pub fn run(config: Config, shutdown: Shutdown, opts: RunOptions) -> Result<(), ServerError> {
     log::info!(
@@ -110,16 +125,7 @@ pub fn run(config: Config, shutdown: Shutdown, opts: RunOptions) -> Result<(), S
             .unwrap_or_else(|_| "(bad URL)".into())
     );
     let pool = store::open_pool(&config.database.url, config.database.pool_size)?;
-    let addr = format!("{}:{}", config.server.host, config.server.port);
-    let listener = TcpListener::bind(&addr).map_err(|source| ServerError::Bind {
-        addr: addr.clone(),
-        source,
-    })?;
-    let local = listener.local_addr().map_err(|source| ServerError::Bind {
-        addr: addr.clone(),
-        source,
-    })?;
-
+    let (listener, local) = bind_ingest(&config)?;
     let models = Arc::new(ModelSlot::default());
     let stored_total = {
         let mut c = pool.get().map_err(StoreError::from)?;
@@ -130,77 +136,113 @@ pub fn run(config: Config, shutdown: Shutdown, opts: RunOptions) -> Result<(), S
     };
 
     let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(config.server.queue_capacity);
-    let (train_tx, train_rx) = crossbeam_channel::bounded(1);
     let stats = Arc::new(Stats::default());
-    let shared = Arc::new(Shared {
-        config: config.clone(),
+    let slots = Slots::new(config.server.max_clients);
+    let (train_tx, train_rx) = crossbeam_channel::bounded(1);
+    let handles = Handles {
         pool: pool.clone(),
         models: Arc::clone(&models),
         stats: Arc::clone(&stats),
-        slots: Slots::new(config.server.max_clients),
+        train: train_tx,
         shutdown: shutdown.clone(),
-        queue: jobs_rx.clone(),
-    });
-
-    let worker = Worker::new(
-        config.clone(),
-        jobs_rx,
-        pool.clone(),
-        Arc::clone(&models),
-        Arc::clone(&stats),
-        train_tx,
-        shutdown.clone(),
-        stored_total,
-    );
-    let worker = spawn("worker", move || worker.run())?;
-    let trainer = {
-        let (pool, cfg, models, shutdown) = (
-            pool.clone(),
-            config.detector.clone(),
-            Arc::clone(&models),
-            shutdown.clone(),
-        );
-        spawn("trainer", move || {
-            trainer::run(pool, cfg, models, train_rx, shutdown)
-        })?
     };
-
-    // Wake the blocking accept() when shutdown begins.
+    let (worker, trainer) =
+        start_model_threads(&config, handles, train_rx, jobs_rx.clone(), stored_total)?;
     {
-        let wake_addr = wake_address(local);
-        let slots = Arc::clone(&shared.slots);
+        // Wake the blocking accept() and the waiting connections at shutdown.
+        let wake_addr = crate::net::dialable(local);
+        let slots = Arc::clone(&slots);
         shutdown.on_trigger(move || {
             slots.wake_all();
             let _ = TcpStream::connect_timeout(&wake_addr, Duration::from_secs(1));
         });
     }
+    let gauges = Gauges {
+        slots: Arc::clone(&slots),
+        queue: jobs_rx,
+        capacity: config.server.queue_capacity,
+    };
+    let settings = WebSettings {
+        token: config.dashboard.token.clone(),
+        detector: config.detector.clone(),
+    };
+    let web_state = WebState::new(pool, models, Arc::clone(&stats), Arc::new(gauges), settings)
+        .with_shutdown(shutdown.clone())
+        .with_static_dir(opts.static_dir);
+    let (web, dashboard_local) = start_dashboard(&config, web_state, &shutdown)?;
+    announce(&config, local, dashboard_local, opts.ready);
 
-    let dashboard_addr = format!("{}:{}", config.dashboard.host, config.dashboard.port);
-    let dashboard =
-        crate::web::bind(&config.dashboard.host, config.dashboard.port).map_err(|e| {
-            shutdown.trigger();
-            ServerError::Bind {
-                addr: format!("{dashboard_addr} (dashboard)"),
-                source: std::io::Error::other(e),
-            }
-        })?;
-    let dashboard_local = dashboard
-        .server_addr()
-        .to_ip()
-        .unwrap_or_else(|| wake_address(local));
-    let web_state = Arc::new(crate::web::api::WebState::new(
-        Arc::clone(&shared),
-        opts.static_dir,
-    ));
-    let web = spawn("dashboard", move || crate::web::serve(dashboard, web_state))?;
+    let admission = Arc::new(Admission {
+        slots,
+        ctx: Arc::new(ConnContext {
+            jobs: jobs_tx,
+            shutdown: shutdown.clone(),
+            max_clients: config.server.max_clients,
+            idle_timeout: Duration::from_secs(config.server.idle_timeout_s),
+        }),
+        stats: Arc::clone(&stats),
+        max_waiting: config.server.max_waiting,
+        queue_timeout: Duration::from_secs(config.server.queue_timeout_s),
+    });
+    listener::accept_loop(&listener, &admission);
+    drop(admission);
+    log::info!("stopped accepting; draining the queue");
+    finish(worker, trainer, web, &shutdown, &stats)
+}
 
-    log::info!("NetSentinel server started on {local}");
-    log::info!("dashboard on http://{dashboard_local}/");
-    if let Some(ready) = opts.ready {
-        let _ = ready.send(Listening {
-            ingest: local,
-            dashboard: dashboard_local,
-        });
+/// Binds the packet listener; port 0 gets a free port, read back here.
+fn bind_ingest(config: &Config) -> Result<(TcpListener, SocketAddr), ServerError> {
+    let (host, port) = (config.server.host.as_str(), config.server.port);
+    TcpListener::bind((host, port))
+        .and_then(|l| l.local_addr().map(|a| (l, a)))
+        .map_err(|source| ServerError::Bind {
+            addr: format!("{host}:{port}"),
+            key: "server.port",
+            flag: "--port",
+            host_key: "server.host",
+            source,
+        })
+}
+
+/// Starts the worker on `jobs` and the trainer it asks for models on `train`.
+fn start_model_threads(
+    config: &Config,
+    handles: Handles,
+    train: Receiver<()>,
+    jobs: Receiver<Job>,
+    stored_total: u64,
+) -> Result<(JoinHandle<bool>, JoinHandle<()>), ServerError> {
+    let (pool, cfg, models, shutdown) = (
+        handles.pool.clone(),
+        config.detector.clone(),
+        Arc::clone(&handles.models),
+        handles.shutdown.clone(),
+    );
+    let worker = Worker::new(
+        &config.server,
+        &config.detector,
+        jobs,
+        handles,
+        stored_total,
+    );
+    let worker = spawn("worker", move || worker.run())?;
+    let trainer = spawn("trainer", move || {
+        trainer::run(pool, cfg, models, train, shutdown)
+    })?;
+    Ok((worker, trainer))
+}
+
+/// Logs where the server listens (tests read these lines) and tells `ready`.
+fn announce(
+    config: &Config,
+    ingest: SocketAddr,
+    dashboard: SocketAddr,
+    ready: Option<crossbeam_channel::Sender<Listening>>,
+) {
+    log::info!("NetSentinel server started on {ingest}");
+    log::info!("dashboard on http://{dashboard}/");
+    if let Some(ready) = ready {
+        let _ = ready.send(Listening { ingest, dashboard });
     }
     log::info!(
         "max_clients {}, queue {} packets, batches of up to {} packets or {} ms",
@@ -209,9 +251,43 @@ pub fn run(config: Config, shutdown: Shutdown, opts: RunOptions) -> Result<(), S
         config.server.batch_max,
         config.server.batch_wait_ms
     );
-    accept_loop(&listener, &shared, jobs_tx);
-    log::info!("stopped accepting; draining the queue");
+}
 
+/// Binds the dashboard and starts its thread; returns it and where it listens.
+fn start_dashboard(
+    config: &Config,
+    state: WebState,
+    shutdown: &Shutdown,
+) -> Result<(JoinHandle<()>, SocketAddr), ServerError> {
+    let (host, port) = (config.dashboard.host.as_str(), config.dashboard.port);
+    let server = crate::web::bind(host, port).map_err(|source| {
+        shutdown.trigger();
+        ServerError::Bind {
+            addr: format!("{host}:{port} (dashboard)"),
+            key: "dashboard.port",
+            flag: "--dashboard-port",
+            host_key: "dashboard.host",
+            source,
+        }
+    })?;
+    let local = server
+        .server_addr()
+        .to_ip()
+        .map(crate::net::dialable)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)));
+    let state = Arc::new(state);
+    let handle = spawn("dashboard", move || crate::web::serve(server, state))?;
+    Ok((handle, local))
+}
+
+/// Waits for the worker to drain, then stops the trainer and the dashboard.
+fn finish(
+    worker: JoinHandle<bool>,
+    trainer: JoinHandle<()>,
+    web: JoinHandle<()>,
+    shutdown: &Shutdown,
+    stats: &Stats,
+) -> Result<(), ServerError> {
     let complete = worker.join().unwrap_or_else(|_| {
         log::error!("the worker thread panicked");
         false
@@ -235,130 +311,12 @@ pub fn run(config: Config, shutdown: Shutdown, opts: RunOptions) -> Result<(), S
     }
 }
 
-/// Where to connect to wake our own accept(): an unspecified bind address is
-/// reachable on loopback.
-fn wake_address(local: SocketAddr) -> SocketAddr {
-    let mut addr = local;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(match local {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    addr
-}
-
 fn spawn<T: Send + 'static>(
     what: &'static str,
     f: impl FnOnce() -> T + Send + 'static,
-) -> Result<std::thread::JoinHandle<T>, ServerError> {
+) -> Result<JoinHandle<T>, ServerError> {
     std::thread::Builder::new()
         .name(what.into())
         .spawn(f)
         .map_err(|source| ServerError::Thread { what, source })
-}
-
-/// Accepts connections until shutdown; each gets a thread that waits for a
-/// slot (telling the client its place in line) and then serves it.
-fn accept_loop(
-    listener: &TcpListener,
-    shared: &Arc<Shared>,
-    jobs: crossbeam_channel::Sender<worker::Job>,
-) {
-    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-    let cfg = &shared.config.server;
-    let ctx = Arc::new(ConnContext {
-        jobs,
-        shutdown: shared.shutdown.clone(),
-        max_clients: cfg.max_clients,
-        idle_timeout: Duration::from_secs(cfg.idle_timeout_s),
-    });
-    loop {
-        let accepted = listener.accept();
-        if shared.shutdown.is_triggered() {
-            return;
-        }
-        let (mut stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                // Out of file descriptors and the like: pause instead of spinning.
-                log::warn!("accept failed: {e}");
-                std::thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-        };
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        Stats::add(&shared.stats.connections_accepted, 1);
-        let entry = shared.slots.enter(cfg.max_waiting);
-        if let Entry::Full = entry {
-            log::warn!(
-                "connection {id} from {peer} refused: {} already waiting",
-                cfg.max_waiting
-            );
-            refuse(
-                &mut stream,
-                &format!(
-                    "server busy: {} clients served and {} waiting (server.max_waiting); try again later",
-                    cfg.max_clients, cfg.max_waiting
-                ),
-            );
-            continue;
-        }
-        let (ctx, shared2) = (Arc::clone(&ctx), Arc::clone(shared));
-        let spawned = std::thread::Builder::new()
-            .name(format!("conn-{id}"))
-            .spawn(move || {
-                let queue_timeout = Duration::from_secs(shared2.config.server.queue_timeout_s);
-                let _permit = match entry {
-                    Entry::Served(p) => p,
-                    Entry::Waiting(ticket) => {
-                        log::info!("connection {id} from {peer} waits for a slot, position {}", ticket.position);
-                        let line = protocol::queued(ticket.position, ctx.max_clients);
-                        if stream.write_all(format!("{line}\n").as_bytes()).is_err() {
-                            return;
-                        }
-                        match ticket.wait(queue_timeout, &shared2.shutdown) {
-                            Ok(p) => p,
-                            Err(WaitError::TimedOut) => {
-                                refuse(
-                                    &mut stream,
-                                    &format!(
-                                        "waited {} s for a free slot (server.queue_timeout_s); try again later",
-                                        queue_timeout.as_secs()
-                                    ),
-                                );
-                                return;
-                            }
-                            Err(WaitError::ShuttingDown) => {
-                                refuse(&mut stream, "server shutting down");
-                                return;
-                            }
-                        }
-                    }
-                    Entry::Full => unreachable!("refused above"),
-                };
-                log::info!("connection {id} from {peer} served");
-                connection::serve(stream, peer, id, &ctx);
-            });
-        if let Err(e) = spawned {
-            log::error!("cannot start a thread for connection {id} from {peer}: {e}");
-        }
-    }
-}
-
-/// Sends one closing error line and hangs up.
-fn refuse(stream: &mut TcpStream, error: &str) {
-    let mut out = Vec::new();
-    protocol::write_line(
-        &mut out,
-        &ErrorLine {
-            line: 0,
-            seq: None,
-            error: error.to_string(),
-            closing: true,
-        },
-    );
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-    let _ = stream.write_all(&out);
-    let _ = stream.shutdown(std::net::Shutdown::Both);
 }

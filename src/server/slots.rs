@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::shutdown::Shutdown;
+use crate::shutdown::Shutdown;
 
 /// How often a waiter re-checks the shutdown flag.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(100);

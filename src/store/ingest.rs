@@ -1,10 +1,11 @@
 //! The worker's writes: one transaction per batch holding a binary COPY of the
-//! packets, the per-minute counters and the per-sender high-water marks; plus
-//! the reads that exactly-once needs (high-water marks, stored verdicts).
+//! packets, the per-minute and per-protocol counters (`traffic_minutes`,
+//! `traffic_totals`) and the per-sender high-water marks; plus the reads that
+//! exactly-once needs (high-water marks, stored verdicts).
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
 use postgres::Statement;
@@ -72,6 +73,38 @@ pub struct MinuteCount {
     pub anomalies: i64,
 }
 
+impl MinuteCount {
+    /// Per-protocol counts of a batch, bucketed by ingest time `now` (a batch
+    /// lies within one minute, so these are also its per-protocol totals).
+    pub fn of_batch(rows: &[NewPacket<'_>], now: DateTime<Utc>) -> Vec<MinuteCount> {
+        let minute = now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now);
+        let mut by_protocol: Vec<MinuteCount> = Vec::new();
+        for r in rows {
+            let at = match by_protocol
+                .iter()
+                .position(|m| m.protocol == r.packet.protocol)
+            {
+                Some(i) => i,
+                None => {
+                    by_protocol.push(MinuteCount {
+                        minute,
+                        protocol: r.packet.protocol.clone(),
+                        packets: 0,
+                        bytes: 0,
+                        anomalies: 0,
+                    });
+                    by_protocol.len() - 1
+                }
+            };
+            let m = &mut by_protocol[at];
+            m.packets += 1;
+            m.bytes += i64::from(r.packet.packet_size);
+            m.anomalies += i64::from(r.anomaly);
+        }
+        by_protocol
+    }
+}
+
 /// One sender's progress in a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SenderMark {
@@ -81,6 +114,28 @@ pub struct SenderMark {
     pub last_seq: i64,
     /// Packets stored in the batch.
     pub packets: i64,
+}
+
+impl SenderMark {
+    /// Per-sender packet counts and highest seq of a batch.
+    pub fn of_batch(rows: &[NewPacket<'_>]) -> Vec<SenderMark> {
+        let mut marks: Vec<SenderMark> = Vec::new();
+        for r in rows {
+            let seq = r.packet.seq.map(|s| s as i64).unwrap_or(-1);
+            match marks.iter_mut().find(|m| m.client == r.client) {
+                Some(m) => {
+                    m.packets += 1;
+                    m.last_seq = m.last_seq.max(seq);
+                }
+                None => marks.push(SenderMark {
+                    client: r.client.to_string(),
+                    last_seq: seq,
+                    packets: 1,
+                }),
+            }
+        }
+        marks
+    }
 }
 
 /// The verdict of a packet stored earlier, found by (client, seq).

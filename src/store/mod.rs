@@ -1,5 +1,10 @@
-//! PostgreSQL: connecting (and creating the database), migrations from `sql/`,
-//! the r2d2 pool, the worker's batched writes and the model queries.
+//! PostgreSQL: connecting (and creating the database), the r2d2 pool, and
+//! - [`migrate`]: the numbered files of `sql/`, applied in order;
+//! - [`ingest`]: the worker's batch transaction (binary COPY of the packets,
+//!   the `traffic_minutes` and `traffic_totals` upserts, the senders' marks)
+//!   and the reads exactly-once needs;
+//! - [`models`]: stored models and the training query;
+//! - [`queries`]: the dashboard's reads (totals, time series, packet pages).
 //!
 //! Every function takes a connection or the pool and returns [`StoreError`];
 //! nothing here knows about sockets or threads.
@@ -130,7 +135,7 @@ pub fn describe(config: &postgres::Config) -> String {
 /// Parses `url`, reporting it without its password on error.
 pub fn parse_url(url: &str) -> Result<postgres::Config, StoreError> {
     let mut config = postgres::Config::from_str(url).map_err(|e| StoreError::BadUrl {
-        url: redact(url),
+        url: crate::config::redact_url(url),
         message: e.to_string(),
     })?;
     config.connect_timeout(CONNECT_TIMEOUT);
@@ -138,25 +143,6 @@ pub fn parse_url(url: &str) -> Result<postgres::Config, StoreError> {
         config.application_name("netsentinel");
     }
     Ok(config)
-}
-
-fn redact(url: &str) -> String {
-    // postgresql://user:secret@host → postgresql://user:***@host
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &creds[..colon],
-                    &url[at..]
-                ),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
 }
 
 /// Connects to the database in `url`, creating it first when it does not exist,
@@ -234,6 +220,7 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_messages() {
+        let redact = crate::config::redact_url;
         assert_eq!(
             redact("postgresql://u:secret@h/db"),
             "postgresql://u:***@h/db"

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use postgres::GenericClient;
 
 use super::StoreError;
-use crate::model::{Detector, TrainingPacket};
+use crate::detector::{Detector, TrainingPacket};
 
 /// A stored model's row, without the detector.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::api::ApiResponse;
+use super::request::ApiResponse;
 
 /// (URL path, file name in static/, content type, embedded bytes).
 const ASSETS: &[(&str, &str, &str, &[u8])] = &[

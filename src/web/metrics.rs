@@ -1,12 +1,14 @@
 //! `GET /metrics`: the server's counters in the Prometheus text format.
 
 use std::fmt::Write;
+use std::sync::atomic::AtomicU64;
 
 use chrono::Utc;
 
-use crate::server::stats::{Histogram, Stats};
+use crate::stats::{Histogram, Stats};
 
-use super::api::{ApiResponse, WebState};
+use super::request::ApiResponse;
+use super::state::WebState;
 
 fn counter(out: &mut String, name: &str, help: &str, kind: &str, value: impl std::fmt::Display) {
     let _ = writeln!(
@@ -29,100 +31,51 @@ fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
 
 /// Renders every metric.
 pub fn render(state: &WebState) -> ApiResponse {
-    let s = &state.shared;
-    let st = &s.stats;
+    let st = &state.stats;
     let mut out = String::with_capacity(4096);
-    counter(
-        &mut out,
-        "netsentinel_packets_stored_total",
-        "Packets committed since the server started.",
-        "counter",
-        Stats::get(&st.packets_stored),
-    );
-    counter(
-        &mut out,
-        "netsentinel_anomalies_total",
-        "Packets judged anomalous since the server started.",
-        "counter",
-        Stats::get(&st.anomalies),
-    );
-    counter(
-        &mut out,
-        "netsentinel_duplicates_total",
-        "Resent packets answered with their stored verdict.",
-        "counter",
-        Stats::get(&st.duplicates),
-    );
-    counter(
-        &mut out,
-        "netsentinel_rejected_lines_total",
-        "Lines answered with an error.",
-        "counter",
-        Stats::get(&st.rejected_lines),
-    );
-    counter(
-        &mut out,
-        "netsentinel_db_errors_total",
-        "Failed database attempts (each retried).",
-        "counter",
-        Stats::get(&st.db_errors),
-    );
-    counter(
-        &mut out,
-        "netsentinel_connections_accepted_total",
-        "TCP connections accepted.",
-        "counter",
-        Stats::get(&st.connections_accepted),
-    );
-    counter(
-        &mut out,
-        "netsentinel_slow_readers_total",
-        "Connections dropped for not reading their verdicts.",
-        "counter",
-        Stats::get(&st.slow_readers),
-    );
-    counter(
-        &mut out,
-        "netsentinel_queue_depth",
-        "Packets waiting in the FIFO for the worker.",
-        "gauge",
-        s.queue.len(),
-    );
-    counter(
-        &mut out,
-        "netsentinel_clients_connected",
-        "Connections being served.",
-        "gauge",
-        s.slots.served(),
-    );
-    counter(
-        &mut out,
-        "netsentinel_clients_waiting",
-        "Connections waiting for a slot.",
-        "gauge",
-        s.slots.waiting(),
-    );
-    let (model_id, age) = match s.models.current() {
-        Some(m) => (
-            m.info.id,
-            (Utc::now() - m.info.created_at).num_milliseconds() as f64 / 1000.0,
+    let counters: [(&str, &str, &AtomicU64); 7] = [
+        (
+            "netsentinel_packets_stored_total",
+            "Packets committed since the server started.",
+            &st.packets_stored,
         ),
-        None => (0, -1.0),
-    };
-    counter(
-        &mut out,
-        "netsentinel_model_id",
-        "Id of the model in use (0: none yet).",
-        "gauge",
-        model_id,
-    );
-    counter(
-        &mut out,
-        "netsentinel_model_age_seconds",
-        "Seconds since the model in use was trained (-1: none yet).",
-        "gauge",
-        age,
-    );
+        (
+            "netsentinel_anomalies_total",
+            "Packets judged anomalous since the server started.",
+            &st.anomalies,
+        ),
+        (
+            "netsentinel_duplicates_total",
+            "Resent packets answered with their stored verdict.",
+            &st.duplicates,
+        ),
+        (
+            "netsentinel_rejected_lines_total",
+            "Lines answered with an error.",
+            &st.rejected_lines,
+        ),
+        (
+            "netsentinel_db_errors_total",
+            "Failed database attempts (each retried).",
+            &st.db_errors,
+        ),
+        (
+            "netsentinel_connections_accepted_total",
+            "TCP connections accepted.",
+            &st.connections_accepted,
+        ),
+        (
+            "netsentinel_slow_readers_total",
+            "Connections dropped for not reading their verdicts.",
+            &st.slow_readers,
+        ),
+    ];
+    for (name, help, value) in counters {
+        counter(&mut out, name, help, "counter", Stats::get(value));
+    }
+    for (name, help, value) in gauges(state) {
+        counter(&mut out, name, help, "gauge", value);
+    }
     histogram(
         &mut out,
         "netsentinel_batch_size_packets",
@@ -141,4 +94,42 @@ pub fn render(state: &WebState) -> ApiResponse {
         body: out.into_bytes(),
         headers: vec![("Cache-Control", "no-store".into())],
     }
+}
+
+/// The gauges: (name, help, value now).
+fn gauges(state: &WebState) -> [(&'static str, &'static str, f64); 5] {
+    let (model_id, age) = match state.models.current() {
+        Some(m) => (
+            m.info.id as f64,
+            (Utc::now() - m.info.created_at).num_milliseconds() as f64 / 1000.0,
+        ),
+        None => (0.0, -1.0),
+    };
+    [
+        (
+            "netsentinel_queue_depth",
+            "Packets waiting in the FIFO for the worker.",
+            state.ingest.queue_depth() as f64,
+        ),
+        (
+            "netsentinel_clients_connected",
+            "Connections being served.",
+            state.ingest.served() as f64,
+        ),
+        (
+            "netsentinel_clients_waiting",
+            "Connections waiting for a slot.",
+            state.ingest.waiting() as f64,
+        ),
+        (
+            "netsentinel_model_id",
+            "Id of the model in use (0: none yet).",
+            model_id,
+        ),
+        (
+            "netsentinel_model_age_seconds",
+            "Seconds since the model in use was trained (-1: none yet).",
+            age,
+        ),
+    ]
 }

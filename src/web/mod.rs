@@ -1,40 +1,46 @@
 //! The dashboard and its JSON API, served by tiny_http from a thread of its
 //! own inside `netsentinel server`.
 //!
-//! - [`api`]: routes and handlers as plain functions (tested without sockets);
+//! - [`request`]: requests and responses as values, query parsing;
+//! - [`state`]: the narrow state handlers may reach ([`state::WebState`]);
+//! - [`routes`]: routes and handlers as plain functions (tested without sockets);
 //! - [`assets`]: the embedded page;
 //! - [`metrics`]: the Prometheus text format.
 //!
+//! This module never reaches into the server: the server builds a
+//! [`state::WebState`] and hands it over.
+//!
 //! A handler that panics answers 500 for that request; the dashboard lives on.
 
-pub mod api;
 pub mod assets;
 pub mod metrics;
+pub mod request;
+pub mod routes;
+pub mod state;
 
 use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::{ApiRequest, ApiResponse, WebState};
+use request::{ApiRequest, ApiResponse};
+use state::WebState;
 
-use crate::server::stats::Stats;
+use crate::stats::Stats;
 
 /// Largest request body read (the API takes none; this bounds what is drained).
 const MAX_BODY: u64 = 64 * 1024;
 
 /// Binds the dashboard; the returned server is run by [`serve`].
-pub fn bind(host: &str, port: u16) -> Result<tiny_http::Server, String> {
-    tiny_http::Server::http((host, port)).map_err(|e| e.to_string())
+pub fn bind(host: &str, port: u16) -> std::io::Result<tiny_http::Server> {
+    tiny_http::Server::http((host, port)).map_err(std::io::Error::other)
 }
 
 /// Serves requests until shutdown. One thread; each request is answered in turn.
 pub fn serve(server: tiny_http::Server, state: Arc<WebState>) {
-    let shutdown = state.shared.shutdown.clone();
+    let shutdown = state.shutdown.clone();
     while !shutdown.is_triggered() {
-        state
-            .rate
-            .sample(Stats::get(&state.shared.stats.packets_stored));
+        state.rate.sample(Stats::get(&state.stats.packets_stored));
         let mut request = match server.recv_timeout(Duration::from_millis(500)) {
             Ok(Some(r)) => r,
             Ok(None) => continue,
@@ -52,8 +58,8 @@ pub fn serve(server: tiny_http::Server, state: Arc<WebState>) {
             .iter()
             .find(|h| h.field.equiv("Authorization"))
             .map(|h| h.value.as_str().to_string());
-        let response =
-            catch_unwind(AssertUnwindSafe(|| api::route(&req, &state))).unwrap_or_else(|_| {
+        let response = catch_unwind(AssertUnwindSafe(|| routes::route(&req, &state)))
+            .unwrap_or_else(|_| {
                 log::error!("dashboard handler panicked on {} {}", req.method, req.path);
                 ApiResponse::error(
                     500,

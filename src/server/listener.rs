@@ -1,0 +1,142 @@
+//! The accept loop: takes each connection, gives it a slot or a place in line
+//! ([`super::slots`]), and starts its thread. A connection refused (the line
+//! is full, it waited too long, the server is stopping) gets one closing error
+//! line saying why.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::protocol::{self, ErrorLine};
+use crate::stats::Stats;
+
+use super::connection::{self, ConnContext};
+use super::slots::{Entry, Permit, Slots, Ticket, WaitError};
+
+/// What the accept loop needs.
+pub struct Admission {
+    /// The connection slots.
+    pub slots: Arc<Slots>,
+    /// What each connection thread needs.
+    pub ctx: Arc<ConnContext>,
+    /// Counters.
+    pub stats: Arc<Stats>,
+    /// `server.max_waiting`.
+    pub max_waiting: usize,
+    /// `server.queue_timeout_s`.
+    pub queue_timeout: Duration,
+}
+
+/// Accepts connections until shutdown; each gets a thread that waits for a
+/// slot (telling the client its place in line) and then serves it.
+pub fn accept_loop(listener: &TcpListener, admission: &Arc<Admission>) {
+    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+    loop {
+        let accepted = listener.accept();
+        if admission.ctx.shutdown.is_triggered() {
+            return;
+        }
+        match accepted {
+            Ok((stream, peer)) => {
+                let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+                admit(admission, stream, peer, id);
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: pause instead of spinning.
+                log::warn!("accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// Gives one accepted connection a slot or a place in line, or refuses it.
+fn admit(admission: &Arc<Admission>, mut stream: TcpStream, peer: SocketAddr, id: u64) {
+    Stats::add(&admission.stats.connections_accepted, 1);
+    let entry = admission.slots.enter(admission.max_waiting);
+    if let Entry::Full = entry {
+        log::warn!(
+            "connection {id} from {peer} refused: {} already waiting",
+            admission.max_waiting
+        );
+        refuse(
+            &mut stream,
+            &format!(
+                "server busy: {} clients served and {} waiting (server.max_waiting); try again later",
+                admission.ctx.max_clients, admission.max_waiting
+            ),
+        );
+        return;
+    }
+    let admission2 = Arc::clone(admission);
+    let spawned = std::thread::Builder::new()
+        .name(format!("conn-{id}"))
+        .spawn(move || {
+            let _permit = match entry {
+                Entry::Served(p) => p,
+                Entry::Waiting(ticket) => match wait(&admission2, ticket, &mut stream, peer, id) {
+                    Some(p) => p,
+                    None => return,
+                },
+                Entry::Full => unreachable!("refused above"),
+            };
+            log::info!("connection {id} from {peer} served");
+            connection::serve(stream, peer, id, &admission2.ctx);
+        });
+    if let Err(e) = spawned {
+        log::error!("cannot start a thread for connection {id} from {peer}: {e}");
+    }
+}
+
+/// Tells a waiting connection its place, then waits for a slot; `None` when
+/// it was refused instead (and told why).
+fn wait(
+    admission: &Admission,
+    ticket: Ticket,
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    id: u64,
+) -> Option<Permit> {
+    log::info!(
+        "connection {id} from {peer} waits for a slot, position {}",
+        ticket.position
+    );
+    let line = protocol::queued(ticket.position, admission.ctx.max_clients);
+    stream.write_all(format!("{line}\n").as_bytes()).ok()?;
+    match ticket.wait(admission.queue_timeout, &admission.ctx.shutdown) {
+        Ok(p) => Some(p),
+        Err(WaitError::TimedOut) => {
+            refuse(
+                stream,
+                &format!(
+                    "waited {} s for a free slot (server.queue_timeout_s); try again later",
+                    admission.queue_timeout.as_secs()
+                ),
+            );
+            None
+        }
+        Err(WaitError::ShuttingDown) => {
+            refuse(stream, "server shutting down");
+            None
+        }
+    }
+}
+
+/// Sends one closing error line and hangs up.
+fn refuse(stream: &mut TcpStream, error: &str) {
+    let mut out = Vec::new();
+    protocol::write_line(
+        &mut out,
+        &ErrorLine {
+            line: 0,
+            seq: None,
+            error: error.to_string(),
+            closing: true,
+        },
+    );
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let _ = stream.write_all(&out);
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}

@@ -1,0 +1,382 @@
+//! The dashboard's routes and handlers as plain functions: [`route`] takes an
+//! [`ApiRequest`] and the [`WebState`] and returns an [`ApiResponse`], so
+//! every endpoint is tested without a socket. `docs/API.md` documents them.
+
+use serde_json::json;
+
+use crate::features::PacketFields;
+use crate::protocol::is_valid_protocol_name;
+use crate::stats::Stats;
+use crate::store::{queries, StoreError};
+use crate::trainer::{self, TrainError};
+
+use super::assets;
+use super::metrics;
+use super::request::{ApiRequest, ApiResponse, Params};
+use super::state::WebState;
+
+/// Most packets one `/api/packets` call returns.
+pub const MAX_LIMIT: i64 = 1000;
+/// Most minutes `/api/timeseries` covers (one day).
+pub const MAX_MINUTES: i32 = 1440;
+
+fn store_error(e: StoreError) -> ApiResponse {
+    log::warn!("dashboard query failed: {e}");
+    ApiResponse::error(503, format!("database unavailable: {e}"), None)
+}
+
+const API_PATHS: &[&str] = &[
+    "/api/stats",
+    "/api/packets",
+    "/api/protocols",
+    "/api/timeseries",
+    "/api/clients",
+    "/api/retrain",
+    "/metrics",
+    "/healthz",
+];
+
+/// Dispatches a request to its handler.
+pub fn route(req: &ApiRequest, state: &WebState) -> ApiResponse {
+    let get = req.method == "GET" || req.method == "HEAD";
+    match (get, req.method.as_str(), req.path.as_str()) {
+        (true, _, "/api/stats") => stats(req, state),
+        (true, _, "/api/packets") => packets(req, state),
+        (true, _, "/api/protocols") => protocols(req, state),
+        (true, _, "/api/timeseries") => timeseries(req, state),
+        (true, _, "/api/clients") => clients(req, state),
+        (true, _, p) if p.starts_with("/api/packets/") => {
+            packet_detail(req, state, &p["/api/packets/".len()..])
+        }
+        (_, "POST", "/api/retrain") => retrain(req, state),
+        (true, _, "/metrics") => metrics::render(state),
+        (true, _, "/healthz") => healthz(state),
+        (_, _, p) if API_PATHS.contains(&p) || p.starts_with("/api/packets/") => {
+            let allowed = if p == "/api/retrain" { "POST" } else { "GET" };
+            let mut r = ApiResponse::error(
+                405,
+                format!("{} is not allowed on {p}; use {allowed}", req.method),
+                None,
+            );
+            r.headers.push(("Allow", allowed.into()));
+            r
+        }
+        (true, _, p) if !p.starts_with("/api/") => assets::serve(p, state.static_dir.as_deref()),
+        _ => ApiResponse::error(
+            404,
+            format!("no such endpoint: {} {}", req.method, req.path),
+            None,
+        ),
+    }
+}
+
+fn stats(req: &ApiRequest, state: &WebState) -> ApiResponse {
+    if let Err(r) = Params::parse(&req.query, &[]) {
+        return r;
+    }
+    let totals = match state.with_db(queries::totals) {
+        Ok(t) => t,
+        Err(e) => return store_error(e),
+    };
+    let stored = Stats::get(&state.stats.packets_stored);
+    state.rate.sample(stored);
+    let model = state.models.current().map(|m| {
+        json!({
+            "id": m.info.id,
+            "trained_at": m.info.created_at,
+            "rows": m.info.training_rows,
+            "threshold": m.info.threshold,
+            "contamination": m.info.contamination,
+        })
+    });
+    ApiResponse::json(
+        200,
+        &json!({
+            "total_packets": totals.packets,
+            "total_bytes": totals.bytes,
+            "anomalies": totals.anomalies,
+            "anomaly_rate": if totals.packets > 0 { totals.anomalies as f64 / totals.packets as f64 } else { 0.0 },
+            "packets_per_second": state.rate.rate(stored),
+            "clients_connected": state.ingest.served(),
+            "clients_waiting": state.ingest.waiting(),
+            "queue_depth": state.ingest.queue_depth(),
+            "queue_capacity": state.ingest.queue_capacity(),
+            "model": model,
+            "training": state.models.is_training(),
+            "min_train_packets": state.settings.detector.min_train_packets,
+        }),
+    )
+}
+
+fn packets(req: &ApiRequest, state: &WebState) -> ApiResponse {
+    let filter = match packet_filter_from_query(&req.query) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    match state.with_db(|c| queries::packets(c, &filter)) {
+        Ok(rows) => {
+            let next = if rows.len() as i64 == filter.limit {
+                rows.last().map(|r| r.id)
+            } else {
+                None
+            };
+            ApiResponse::json(200, &json!({ "packets": rows, "next_before": next }))
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+/// The filter `GET /api/packets` builds from its query string, or the 400
+/// answer. Pure (no database), so it can be fuzzed.
+pub fn packet_filter_from_query(query: &str) -> Result<queries::PacketFilter, ApiResponse> {
+    let params = Params::parse(
+        query,
+        &["protocol", "anomalies", "client", "limit", "before"],
+    )?;
+    packet_filter(&params)
+}
+
+/// The minutes `GET /api/timeseries` covers, or the 400 answer. Pure.
+pub fn minutes_from_query(query: &str) -> Result<i32, ApiResponse> {
+    let params = Params::parse(query, &["minutes"])?;
+    params
+        .int("minutes", 1, i64::from(MAX_MINUTES), 60)
+        .map(|m| m as i32)
+}
+
+fn packet_filter(p: &Params) -> Result<queries::PacketFilter, ApiResponse> {
+    let protocol = match p.text("protocol") {
+        Some(v) if is_valid_protocol_name(v) => Some(v.to_ascii_uppercase()),
+        Some(v) => {
+            return Err(ApiResponse::error(
+                400,
+                format!("protocol must be 1-10 characters of [A-Za-z0-9_-], got {v:?}"),
+                Some("protocol"),
+            ))
+        }
+        None => None,
+    };
+    let client = match p.text("client") {
+        Some(v) if v.chars().count() <= crate::protocol::MAX_CLIENT_NAME_CHARS => {
+            Some(v.to_string())
+        }
+        Some(_) => {
+            return Err(ApiResponse::error(
+                400,
+                "client names are at most 64 characters",
+                Some("client"),
+            ))
+        }
+        None => None,
+    };
+    let before = match p.text("before") {
+        None => None,
+        Some(_) => Some(p.int("before", 1, i64::MAX, 0)?),
+    };
+    Ok(queries::PacketFilter {
+        protocol,
+        anomalies_only: p.flag("anomalies")?,
+        client,
+        before,
+        limit: p.int("limit", 1, MAX_LIMIT, 100)?,
+    })
+}
+
+fn protocols(req: &ApiRequest, state: &WebState) -> ApiResponse {
+    if let Err(r) = Params::parse(&req.query, &[]) {
+        return r;
+    }
+    match state.with_db(queries::protocols) {
+        Ok(rows) => ApiResponse::json(200, &json!({ "protocols": rows })),
+        Err(e) => store_error(e),
+    }
+}
+
+fn timeseries(req: &ApiRequest, state: &WebState) -> ApiResponse {
+    let minutes = match minutes_from_query(&req.query) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    match state.with_db(|c| queries::timeseries(c, minutes)) {
+        Ok(points) => ApiResponse::json(200, &json!({ "minutes": minutes, "points": points })),
+        Err(e) => store_error(e),
+    }
+}
+
+fn clients(req: &ApiRequest, state: &WebState) -> ApiResponse {
+    if let Err(r) = Params::parse(&req.query, &[]) {
+        return r;
+    }
+    match state.with_db(|c| queries::clients(c, 200)) {
+        Ok(names) => ApiResponse::json(200, &json!({ "clients": names })),
+        Err(e) => store_error(e),
+    }
+}
+
+fn packet_detail(req: &ApiRequest, state: &WebState, id: &str) -> ApiResponse {
+    if let Err(r) = Params::parse(&req.query, &[]) {
+        return r;
+    }
+    let Some(id) = id.parse::<i64>().ok().filter(|n| *n > 0) else {
+        return ApiResponse::error(
+            400,
+            format!("packet id must be a positive integer, got {id:?}"),
+            Some("id"),
+        );
+    };
+    let row = match state.with_db(|c| queries::packet(c, id)) {
+        Ok(Some(row)) => row,
+        Ok(None) => return ApiResponse::error(404, format!("no packet with id {id}"), None),
+        Err(e) => return store_error(e),
+    };
+    let detector = match row.model_id {
+        Some(m) => match state.detector(m) {
+            Ok(d) => d,
+            Err(e) => return store_error(e),
+        },
+        None => None,
+    };
+    let (threshold, explanation, note) = match &detector {
+        Some(d) => {
+            let fields = PacketFields::from_stored(row.packet_size, &row.protocol, row.dst_port);
+            (Some(d.forest().threshold()), Some(d.explain(&fields)), None)
+        }
+        None if row.model_id.is_none() => (
+            None,
+            None,
+            Some("stored before any model existed: no score to explain"),
+        ),
+        None => (
+            None,
+            None,
+            Some("the model that judged this packet is no longer stored"),
+        ),
+    };
+    ApiResponse::json(
+        200,
+        &json!({ "packet": row, "threshold": threshold, "explanation": explanation, "note": note }),
+    )
+}
+
+fn retrain(req: &ApiRequest, state: &WebState) -> ApiResponse {
+    if let Some(token) = &state.settings.token {
+        let expected = format!("Bearer {token}");
+        let given = req.authorization.as_deref().unwrap_or("");
+        if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+            let mut r = ApiResponse::error(
+                401,
+                "retraining needs the dashboard token: send Authorization: Bearer <dashboard.token>",
+                None,
+            );
+            r.headers.push(("WWW-Authenticate", "Bearer".into()));
+            return r;
+        }
+    }
+    if let Err(r) = Params::parse(&req.query, &[]) {
+        return r;
+    }
+    match trainer::train_now(&state.pool, &state.settings.detector, &state.models) {
+        Ok(info) => ApiResponse::json(
+            200,
+            &json!({
+                "model": {
+                    "id": info.id,
+                    "trained_at": info.created_at,
+                    "rows": info.training_rows,
+                    "threshold": info.threshold,
+                    "contamination": info.contamination,
+                }
+            }),
+        ),
+        Err(TrainError::AlreadyRunning) => ApiResponse::error(
+            409,
+            "a retrain is already running; try again when it is done",
+            None,
+        ),
+        Err(e @ TrainError::NotEnoughPackets { .. }) => {
+            ApiResponse::error(409, e.to_string(), None)
+        }
+        Err(TrainError::Store(e)) => store_error(e),
+        Err(e) => ApiResponse::error(500, e.to_string(), None),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn healthz(state: &WebState) -> ApiResponse {
+    let db = state.with_db(|c| c.simple_query("SELECT 1").map_err(StoreError::from));
+    let shutting_down = state.shutdown.is_triggered();
+    match db {
+        Ok(_) if !shutting_down => ApiResponse::json(200, &json!({ "status": "ok" })),
+        Ok(_) => ApiResponse::json(503, &json!({ "status": "shutting down" })),
+        Err(e) => ApiResponse::json(
+            503,
+            &json!({ "status": "database unavailable", "error": e.to_string() }),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::stats::Stats;
+    use crate::trainer::ModelSlot;
+    use crate::web::state::{IngestGauges, WebSettings};
+
+    struct Idle;
+
+    impl IngestGauges for Idle {
+        fn served(&self) -> usize {
+            0
+        }
+        fn waiting(&self) -> usize {
+            0
+        }
+        fn queue_depth(&self) -> usize {
+            0
+        }
+        fn queue_capacity(&self) -> usize {
+            1
+        }
+    }
+
+    /// A state whose pool never connects (nothing listens on port 1): the
+    /// answers below must come without a database.
+    fn offline() -> WebState {
+        let config: postgres::Config = "postgresql://nobody@127.0.0.1:1/none".parse().unwrap();
+        let manager = r2d2_postgres::PostgresConnectionManager::new(config, postgres::NoTls);
+        let pool = r2d2::Pool::builder()
+            .min_idle(Some(0))
+            .connection_timeout(std::time::Duration::from_millis(200))
+            .build_unchecked(manager);
+        WebState::new(
+            pool,
+            Arc::new(ModelSlot::default()),
+            Arc::new(Stats::default()),
+            Arc::new(Idle),
+            WebSettings::default(),
+        )
+    }
+
+    #[test]
+    fn bad_requests_are_answered_without_a_database() {
+        let st = offline();
+        let get = |target: &str| route(&ApiRequest::new("GET", target), &st);
+        let r = get("/api/packets?limit=0");
+        assert_eq!(r.status, 400);
+        assert_eq!(r.json_body()["parameter"], "limit");
+        assert_eq!(get("/api/stats?x=1").status, 400);
+        assert_eq!(get("/api/timeseries?minutes=99999").status, 400);
+        assert_eq!(get("/api/packets/abc").status, 400);
+        assert_eq!(get("/api/nothing").status, 404);
+        let r = route(&ApiRequest::new("DELETE", "/api/stats"), &st);
+        assert_eq!(r.status, 405);
+        assert_eq!(get("/").status, 200, "the page is embedded");
+        // A question that needs the database says it is unavailable.
+        assert_eq!(get("/api/stats").status, 503);
+    }
+}
