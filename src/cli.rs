@@ -1,4 +1,5 @@
-//! The command line: clap definitions only. `main.rs` acts on them.
+//! The command line: clap definitions, and which flags stand for which config
+//! keys ([`Command::config_overrides`]). `main.rs` acts on them.
 
 use std::path::PathBuf;
 
@@ -46,6 +47,79 @@ pub enum Command {
     /// The one-command tour: a server and three paced clients (client1..client3)
     /// over real TCP until Ctrl-C.
     Demo(DemoArgs),
+    /// Print the configuration in effect (file, environment and flags applied)
+    /// as a documented TOML file; --defaults prints the built-in defaults.
+    Config(ConfigArgs),
+}
+
+impl Command {
+    /// The flags of this subcommand that set config keys, as (key, value,
+    /// flag): applied after `--set` and validated like any other source.
+    pub fn config_overrides(&self) -> Vec<(&'static str, &String, &'static str)> {
+        let flags: Vec<Override<'_>> = match self {
+            Command::Server(a) => vec![
+                ("server.host", a.host.as_ref(), "--host"),
+                ("server.port", a.port.as_ref(), "--port"),
+                (
+                    "server.max_clients",
+                    a.max_clients.as_ref(),
+                    "--max-clients",
+                ),
+                dashboard_flag(&a.dashboard_port),
+                database_flag(&a.database),
+            ],
+            Command::Demo(a) => vec![
+                dashboard_flag(&a.dashboard_port),
+                database_flag(&a.database),
+            ],
+            Command::Retrain(a) => vec![database_flag(a)],
+            Command::Eval(a) => vec![
+                ("detector.trees", a.trees.as_ref(), "--trees"),
+                (
+                    "detector.sample_size",
+                    a.sample_size.as_ref(),
+                    "--sample-size",
+                ),
+                (
+                    "detector.contamination",
+                    a.contamination.as_ref(),
+                    "--contamination",
+                ),
+            ],
+            Command::Client(_) | Command::Config(_) => vec![],
+        };
+        flags
+            .into_iter()
+            .filter_map(|(key, value, flag)| value.map(|v| (key, v, flag)))
+            .collect()
+    }
+}
+
+/// A (key, value, flag) override.
+type Override<'a> = (&'static str, Option<&'a String>, &'static str);
+
+fn database_flag(d: &DatabaseArgs) -> Override<'_> {
+    ("database.url", d.database_url.as_ref(), "--database-url")
+}
+
+fn dashboard_flag(port: &Option<String>) -> Override<'_> {
+    ("dashboard.port", port.as_ref(), "--dashboard-port")
+}
+
+/// `netsentinel config`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Without --defaults, secrets (dashboard.token, a password in database.url) are \
+shown as placeholders unless --show-secrets is given.\n\nExample: netsentinel config --defaults > netsentinel.toml"
+)]
+pub struct ConfigArgs {
+    /// Print the built-in defaults instead of the configuration in effect.
+    #[arg(long)]
+    pub defaults: bool,
+
+    /// Print secrets as they are instead of placeholders.
+    #[arg(long, conflicts_with = "defaults")]
+    pub show_secrets: bool,
 }
 
 /// `netsentinel client`.
@@ -193,7 +267,7 @@ pub struct ServerArgs {
     #[arg(long, value_name = "ADDR")]
     pub host: Option<String>,
 
-    /// TCP port for senders [default: server.port, 9999].
+    /// TCP port for senders; 0 picks a free one [default: server.port, 9999].
     #[arg(long, short = 'p', value_name = "PORT")]
     pub port: Option<String>,
 
@@ -201,7 +275,7 @@ pub struct ServerArgs {
     #[arg(long, value_name = "N")]
     pub max_clients: Option<String>,
 
-    /// Dashboard port [default: dashboard.port, 5000].
+    /// Dashboard port; 0 picks a free one [default: dashboard.port, 5000].
     #[arg(long, value_name = "PORT")]
     pub dashboard_port: Option<String>,
 

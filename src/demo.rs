@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use crate::client::{self, ClientOptions, Mode, Pacing};
 use crate::config::Config;
-use crate::server::{self, shutdown::Shutdown, ServerError};
+use crate::server::{self, ServerError};
+use crate::shutdown::{self, Shutdown};
 
 /// Names of the demo's clients.
 pub const CLIENTS: [&str; 3] = ["client1", "client2", "client3"];
@@ -27,60 +28,18 @@ pub enum DemoError {
 /// Runs the demo until Ctrl-C/SIGTERM.
 pub fn run(config: Config, rate: f64, anomaly_ratio: f64) -> Result<(), DemoError> {
     let stop_clients = Arc::new(AtomicBool::new(false));
-    let server_shutdown = Shutdown::new();
     {
         let stop = Arc::clone(&stop_clients);
-        crate::server::shutdown::on_signals(move |_, count| {
-            if count > 1 {
-                log::warn!("second signal: exiting now");
-                std::process::exit(130);
-            }
-            log::info!("stopping the demo: clients finish their in-flight packets, then the server shuts down");
-            stop.store(true, Ordering::SeqCst);
-        })
+        shutdown::on_signals(
+            "stopping the demo: clients finish their in-flight packets, then the server shuts down",
+            move || stop.store(true, Ordering::SeqCst),
+        )
         .map_err(|e| DemoError::Start(e.to_string()))?;
     }
-
-    let server_config = config.clone();
-    let shutdown = server_shutdown.clone();
-    let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
-    let server = std::thread::Builder::new()
-        .name("demo-server".into())
-        .spawn(move || {
-            server::run(
-                server_config,
-                shutdown,
-                server::RunOptions {
-                    static_dir: None,
-                    ready: Some(ready_tx),
-                },
-            )
-        })
-        .map_err(|e| DemoError::Start(e.to_string()))?;
-
-    // Wait for the listener, or for the server's start-up error.
-    let listening = match ready_rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(l) => l,
-        Err(_) => {
-            server_shutdown.trigger();
-            return match server.join() {
-                Ok(Err(e)) => Err(e.into()),
-                Ok(Ok(())) => Err(DemoError::Start(
-                    "the server stopped before listening".into(),
-                )),
-                Err(_) => Err(DemoError::Start("the server thread panicked".into())),
-            };
-        }
-    };
-    let mut local = listening.ingest;
-    if local.ip().is_unspecified() {
-        local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let addr = local.to_string();
-    let mut dashboard = listening.dashboard;
-    if dashboard.ip().is_unspecified() {
-        dashboard.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
+    let server_shutdown = Shutdown::new();
+    let (server, listening) = start_server(&config, &server_shutdown)?;
+    let addr = crate::net::dialable(listening.ingest).to_string();
+    let dashboard = crate::net::dialable(listening.dashboard);
 
     println!("NetSentinel demo running.");
     println!("  dashboard: http://{dashboard}/");
@@ -134,4 +93,40 @@ pub fn run(config: Config, rate: f64, anomaly_ratio: f64) -> Result<(), DemoErro
         print!("{}", r.to_text());
     }
     result
+}
+
+type ServerThread = std::thread::JoinHandle<Result<(), ServerError>>;
+
+/// Starts the server on a thread of its own and waits until it listens (or
+/// returns its start-up error).
+fn start_server(
+    config: &Config,
+    shutdown: &Shutdown,
+) -> Result<(ServerThread, server::Listening), DemoError> {
+    let server_config = config.clone();
+    let server_shutdown = shutdown.clone();
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+    let server = std::thread::Builder::new()
+        .name("demo-server".into())
+        .spawn(move || {
+            let opts = server::RunOptions {
+                static_dir: None,
+                ready: Some(ready_tx),
+            };
+            server::run(server_config, server_shutdown, opts)
+        })
+        .map_err(|e| DemoError::Start(e.to_string()))?;
+    match ready_rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(listening) => Ok((server, listening)),
+        Err(_) => {
+            shutdown.trigger();
+            match server.join() {
+                Ok(Err(e)) => Err(e.into()),
+                Ok(Ok(())) => Err(DemoError::Start(
+                    "the server stopped before listening".into(),
+                )),
+                Err(_) => Err(DemoError::Start("the server thread panicked".into())),
+            }
+        }
+    }
 }

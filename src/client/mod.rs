@@ -1,13 +1,17 @@
 //! `netsentinel client`: sends generated or replayed traffic to the server and
 //! reports how well the detector did against what it injected.
 //!
+//! - [`options`]: command line and configuration → validated [`ClientOptions`];
+//! - [`feed`]: where records come from (generator or capture), with the truth;
 //! - [`generate`]: seeded random traffic with injected anomalies;
 //! - [`pcap`]: a capture file as packet records;
 //! - [`session`]: pipelined sending, verdict reading, reconnect and resend;
 //! - [`report`]: counts against the truth, text and JSON reports.
 
+pub mod feed;
 pub mod generate;
 pub mod menu;
+pub mod options;
 pub mod pcap;
 pub mod report;
 pub mod session;
@@ -19,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use generate::Generator;
+use feed::{Feed, Next};
 use report::Report;
 use session::{Session, SessionError};
 
@@ -100,6 +104,26 @@ pub enum ClientError {
     /// The server could not be reached.
     #[error(transparent)]
     Session(#[from] SessionError),
+    /// The command line asks for something impossible.
+    #[error("{0}")]
+    Usage(String),
+    /// The interactive menu could not read an answer.
+    #[error("cannot read the answer: {0}")]
+    Terminal(std::io::Error),
+    /// The signal handler could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    /// The capture broke part-way, after the packets before the problem were sent.
+    #[error("{0} (the packets before it were sent)")]
+    InputAfterSending(pcap::PcapFileError),
+    /// Some packets got no verdict.
+    #[error("{missing} of {sent} packets got no verdict")]
+    Incomplete {
+        /// Packets without a verdict.
+        missing: u64,
+        /// Packets sent.
+        sent: u64,
+    },
     /// The capture or labels file is unusable from the start.
     #[error(transparent)]
     Input(#[from] pcap::PcapFileError),
@@ -140,31 +164,8 @@ fn first_seq() -> u64 {
 /// Runs the client until the mode is done or `stop` is set (Ctrl-C).
 pub fn run(opts: &ClientOptions, stop: Arc<AtomicBool>) -> Result<Outcome, ClientError> {
     // Read the capture first: a bad file should fail before connecting.
-    let capture = match &opts.mode {
-        Mode::Pcap { file, labels, .. } => {
-            let cap = pcap::read_capture(file)?;
-            let labels = match labels {
-                Some(path) => {
-                    let l = pcap::read_labels(path)?;
-                    let frames = cap.frames.len();
-                    if l.len() != frames && cap.error.is_none() {
-                        return Err(ClientError::LabelCount {
-                            labels: path.clone(),
-                            capture: file.clone(),
-                            got: l.len(),
-                            frames,
-                        });
-                    }
-                    Some(l)
-                }
-                None => None,
-            };
-            Some((cap, labels))
-        }
-        _ => None,
-    };
-
-    let bar = progress_bar(opts, capture.as_ref().map(|(c, _)| c.frames.len() as u64));
+    let mut feed = Feed::open(opts)?;
+    let bar = progress_bar(opts, feed.len());
     let printer: Box<dyn Fn(String) + Send + Sync> = {
         let bar = bar.clone();
         Box::new(move |line| bar.println(line))
@@ -181,88 +182,36 @@ pub fn run(opts: &ClientOptions, stop: Arc<AtomicBool>) -> Result<Outcome, Clien
     log::info!("client {} connected to {}", opts.name, opts.server);
 
     let started = Instant::now();
+    let speed = match &opts.mode {
+        Mode::Pcap { speed, .. } => *speed,
+        _ => None,
+    };
+    let mut pacer = Pacer::new(opts.pacing.interval());
+    let mut status = StatusLine::new(opts);
     let mut seq = first_seq();
     let mut skipped = 0u64;
-    let mut input_error = None;
-    let truth_known;
-    let interval = opts.pacing.interval();
-    let mut next_due = Instant::now();
-    let mut last_status = Instant::now();
-    let mut pace = |bar: &ProgressBar, session: &Session| {
-        if let Some(step) = interval {
-            next_due += step;
-            if let Some(wait) = next_due.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            } else if Instant::now() - next_due > Duration::from_secs(1) {
-                // Far behind (e.g. a reconnect): do not burst to catch up.
-                next_due = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        let (packet, truth, offset) = match feed.next_item() {
+            None => break,
+            Some(Next::Skipped) => {
+                skipped += 1;
+                bar.inc(1);
+                continue;
             }
+            Some(Next::Packet {
+                packet,
+                truth,
+                offset,
+            }) => (packet, truth, offset),
+        };
+        if let (Some(x), Some(offset)) = (speed, offset) {
+            sleep_until(started + offset.div_f64(x));
         }
+        session.send(seq, packet.to_line(seq), truth)?;
+        seq += 1;
+        pacer.pace();
         bar.inc(1);
-        if matches!(opts.mode, Mode::Continuous)
-            && opts.progress
-            && last_status.elapsed() >= Duration::from_secs(1)
-        {
-            last_status = Instant::now();
-            let t = session.tally();
-            bar.set_message(format!(
-                "sent {} acked {} flagged {} in flight {}",
-                t.sent,
-                t.acked,
-                t.flagged,
-                session.in_flight()
-            ));
-        }
-    };
-
-    match &capture {
-        None => {
-            truth_known = true;
-            let mut generator = Generator::new(&opts.protocols, opts.anomaly_ratio, opts.seed);
-            let limit = match opts.mode {
-                Mode::Count(n) => Some(n),
-                _ => None,
-            };
-            let mut sent = 0u64;
-            while limit.is_none_or(|n| sent < n) && !stop.load(Ordering::SeqCst) {
-                let (record, injected) = generator.next_packet();
-                session.send(seq, record.to_line(seq), Some(injected))?;
-                seq += 1;
-                sent += 1;
-                pace(&bar, &session);
-            }
-        }
-        Some((cap, labels)) => {
-            truth_known = labels.is_some();
-            let speed = match &opts.mode {
-                Mode::Pcap { speed, .. } => *speed,
-                _ => None,
-            };
-            let first_time = cap.frames.first().map(|f| f.time).unwrap_or_default();
-            for frame in &cap.frames {
-                if stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Some(record) = &frame.packet else {
-                    skipped += 1;
-                    bar.inc(1);
-                    continue;
-                };
-                if let Some(x) = speed {
-                    let due = started + frame.time.saturating_sub(first_time).div_f64(x);
-                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                        std::thread::sleep(wait);
-                    }
-                }
-                let truth = labels.as_ref().and_then(|l| l.get(frame.index).copied());
-                session.send(seq, record.to_line(seq), truth)?;
-                seq += 1;
-                pace(&bar, &session);
-            }
-            if let Some(e) = &cap.error {
-                input_error = Some(e.clone());
-            }
-        }
+        status.update(&bar, &session);
     }
     if stop.load(Ordering::SeqCst) {
         bar.println(format!(
@@ -281,9 +230,104 @@ pub fn run(opts: &ClientOptions, stop: Arc<AtomicBool>) -> Result<Outcome, Clien
     let seconds = started.elapsed().as_secs_f64();
     let tally = session.close();
     Ok(Outcome {
-        report: Report::new(&opts.name, tally, truth_known, skipped, seconds),
-        input_error,
+        report: Report::new(&opts.name, tally, feed.truth_known(), skipped, seconds),
+        input_error: feed.input_error(),
     })
+}
+
+fn sleep_until(due: Instant) {
+    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+        std::thread::sleep(wait);
+    }
+}
+
+/// Keeps a steady rate: each packet is due one interval after the last.
+struct Pacer {
+    interval: Option<Duration>,
+    next_due: Instant,
+}
+
+impl Pacer {
+    fn new(interval: Option<Duration>) -> Pacer {
+        Pacer {
+            interval,
+            next_due: Instant::now(),
+        }
+    }
+
+    /// Waits until the next packet is due.
+    fn pace(&mut self) {
+        let Some(step) = self.interval else { return };
+        self.next_due += step;
+        let now = Instant::now();
+        if self.next_due > now {
+            std::thread::sleep(self.next_due - now);
+        } else if now - self.next_due > Duration::from_secs(1) {
+            // Far behind (e.g. a reconnect): do not burst to catch up.
+            self.next_due = now;
+        }
+    }
+}
+
+/// The once-a-second status message of a continuous run.
+struct StatusLine {
+    enabled: bool,
+    last: Instant,
+}
+
+impl StatusLine {
+    fn new(opts: &ClientOptions) -> StatusLine {
+        StatusLine {
+            enabled: matches!(opts.mode, Mode::Continuous) && opts.progress,
+            last: Instant::now(),
+        }
+    }
+
+    fn update(&mut self, bar: &ProgressBar, session: &Session) {
+        if !self.enabled || self.last.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last = Instant::now();
+        let t = session.tally();
+        bar.set_message(format!(
+            "sent {} acked {} flagged {} in flight {}",
+            t.sent,
+            t.acked,
+            t.flagged,
+            session.in_flight()
+        ));
+    }
+}
+
+/// Runs the client with Ctrl-C/SIGTERM stopping it gracefully, prints the
+/// report (one JSON object when `json`), and fails when the capture broke
+/// part-way or some packets got no verdict.
+pub fn run_and_report(opts: &ClientOptions, json: bool) -> Result<(), ClientError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        crate::shutdown::on_signals(
+            "stopping: waiting for the verdicts of the packets in flight",
+            move || stop.store(true, Ordering::SeqCst),
+        )
+        .map_err(ClientError::Signals)?;
+    }
+    let outcome = run(opts, stop)?;
+    if json {
+        println!("{}", outcome.report.to_json());
+    } else {
+        print!("{}", outcome.report.to_text());
+    }
+    if let Some(e) = outcome.input_error {
+        return Err(ClientError::InputAfterSending(e));
+    }
+    if !outcome.report.complete() {
+        return Err(ClientError::Incomplete {
+            missing: outcome.report.sent.saturating_sub(outcome.report.acked),
+            sent: outcome.report.sent,
+        });
+    }
+    Ok(())
 }
 
 fn progress_bar(opts: &ClientOptions, frames: Option<u64>) -> ProgressBar {

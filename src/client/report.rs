@@ -156,6 +156,11 @@ impl Report {
         self.acked == self.sent
     }
 
+    /// The report as one JSON object.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a report of numbers and a name serialises")
+    }
+
     /// The human-readable report.
     pub fn to_text(&self) -> String {
         let mut s = format!(

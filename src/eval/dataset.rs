@@ -140,45 +140,12 @@ pub enum DatasetError {
 
 /// Reads `path`, gzipped or not (told by its first bytes, not its name).
 pub fn load(path: &Path, label: &str) -> Result<Dataset, DatasetError> {
-    let place = |line: Option<u64>| Place {
-        file: path.to_path_buf(),
-        line,
-    };
-    let read_err = |e: std::io::Error| DatasetError::Read {
-        place: place(None),
-        message: e.to_string(),
-    };
-    let mut file = BufReader::new(File::open(path).map_err(read_err)?);
-    let mut magic = [0u8; 2];
-    let got = read_up_to(&mut file, &mut magic).map_err(read_err)?;
-    let head = std::io::Cursor::new(magic[..got].to_vec());
-    let input: Box<dyn Read> = if got == 2 && magic == [0x1f, 0x8b] {
-        Box::new(MultiGzDecoder::new(head.chain(file)))
-    } else {
-        Box::new(head.chain(file))
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(input);
-
-    let csv_err = |e: csv::Error| {
-        let line = e.position().map(|p| p.line());
-        match e.into_kind() {
-            csv::ErrorKind::Io(io) => DatasetError::Read {
-                place: place(line),
-                message: io.to_string(),
-            },
-            other => DatasetError::Syntax {
-                place: place(line),
-                message: format!("{other:?}"),
-            },
-        }
-    };
-
+    let mut csv = CsvFile::open(path)?;
     let mut record = csv::StringRecord::new();
-    if !reader.read_record(&mut record).map_err(csv_err)? {
-        return Err(DatasetError::Empty { place: place(None) });
+    if !csv.next(&mut record)? {
+        return Err(DatasetError::Empty {
+            place: csv.place(None),
+        });
     }
     let header: Vec<String> = record.iter().map(|s| s.trim().to_string()).collect();
     let label_at =
@@ -186,13 +153,13 @@ pub fn load(path: &Path, label: &str) -> Result<Dataset, DatasetError> {
             .iter()
             .position(|h| h == label)
             .ok_or_else(|| DatasetError::MissingLabel {
-                place: place(Some(1)),
+                place: csv.place(Some(1)),
                 label: label.to_string(),
                 columns: header.join(", "),
             })?;
     if header.len() < 2 {
         return Err(DatasetError::NoFeatures {
-            place: place(Some(1)),
+            place: csv.place(Some(1)),
             label: label.to_string(),
         });
     }
@@ -202,14 +169,95 @@ pub fn load(path: &Path, label: &str) -> Result<Dataset, DatasetError> {
         .filter(|(i, _)| *i != label_at)
         .map(|(_, h)| h.clone())
         .collect();
-
     let mut values = Vec::new();
     let mut labels = Vec::new();
-    while reader.read_record(&mut record).map_err(csv_err)? {
+    while csv.next(&mut record)? {
+        csv.row(&record, &header, label_at, &mut values, &mut labels)?;
+    }
+    if labels.is_empty() {
+        return Err(DatasetError::NoRows {
+            place: csv.place(None),
+        });
+    }
+    let features = Matrix::new(feature_names.len(), values)
+        .expect("every row pushed exactly one value per feature column");
+    Ok(Dataset {
+        path: path.to_path_buf(),
+        feature_names,
+        features,
+        labels,
+    })
+}
+
+/// A CSV file being read, with positions for messages.
+struct CsvFile<'a> {
+    path: &'a Path,
+    reader: csv::Reader<Box<dyn Read>>,
+}
+
+impl<'a> CsvFile<'a> {
+    /// Opens `path`, decompressing when its first bytes are gzip's magic.
+    fn open(path: &'a Path) -> Result<CsvFile<'a>, DatasetError> {
+        let read_err = |e: std::io::Error| DatasetError::Read {
+            place: Place {
+                file: path.to_path_buf(),
+                line: None,
+            },
+            message: e.to_string(),
+        };
+        let mut file = BufReader::new(File::open(path).map_err(read_err)?);
+        let mut magic = [0u8; 2];
+        let got = read_up_to(&mut file, &mut magic).map_err(read_err)?;
+        let head = std::io::Cursor::new(magic[..got].to_vec());
+        let input: Box<dyn Read> = if got == 2 && magic == [0x1f, 0x8b] {
+            Box::new(MultiGzDecoder::new(head.chain(file)))
+        } else {
+            Box::new(head.chain(file))
+        };
+        let reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(input);
+        Ok(CsvFile { path, reader })
+    }
+
+    fn place(&self, line: Option<u64>) -> Place {
+        Place {
+            file: self.path.to_path_buf(),
+            line,
+        }
+    }
+
+    /// Reads the next record; false at the end.
+    fn next(&mut self, record: &mut csv::StringRecord) -> Result<bool, DatasetError> {
+        self.reader.read_record(record).map_err(|e| {
+            let line = e.position().map(|p| p.line());
+            match e.into_kind() {
+                csv::ErrorKind::Io(io) => DatasetError::Read {
+                    place: self.place(line),
+                    message: io.to_string(),
+                },
+                other => DatasetError::Syntax {
+                    place: self.place(line),
+                    message: format!("{other:?}"),
+                },
+            }
+        })
+    }
+
+    /// Checks one data row and appends its features and label.
+    fn row(
+        &self,
+        record: &csv::StringRecord,
+        header: &[String],
+        label_at: usize,
+        values: &mut Vec<f64>,
+        labels: &mut Vec<u8>,
+    ) -> Result<(), DatasetError> {
         let line = record.position().map(|p| p.line());
         if record.len() != header.len() {
             return Err(DatasetError::Ragged {
-                place: place(line),
+                place: self.place(line),
                 expected: header.len(),
                 got: record.len(),
             });
@@ -223,7 +271,7 @@ pub fn load(path: &Path, label: &str) -> Result<Dataset, DatasetError> {
                     Some(1.0) => labels.push(1),
                     _ => {
                         return Err(DatasetError::BadLabel {
-                            place: place(line),
+                            place: self.place(line),
                             column: i + 1,
                             name: header[i].clone(),
                             value: cell.to_string(),
@@ -232,25 +280,15 @@ pub fn load(path: &Path, label: &str) -> Result<Dataset, DatasetError> {
                 }
             } else {
                 values.push(number.ok_or_else(|| DatasetError::NotNumber {
-                    place: place(line),
+                    place: self.place(line),
                     column: i + 1,
                     name: header[i].clone(),
                     value: cell.to_string(),
                 })?);
             }
         }
+        Ok(())
     }
-    if labels.is_empty() {
-        return Err(DatasetError::NoRows { place: place(None) });
-    }
-    let features = Matrix::new(feature_names.len(), values)
-        .expect("every row pushed exactly one value per feature column");
-    Ok(Dataset {
-        path: path.to_path_buf(),
-        feature_names,
-        features,
-        labels,
-    })
 }
 
 /// Reads as many bytes as are there, up to `buf.len()`.

@@ -28,6 +28,37 @@ pub struct EvalOptions {
     pub seeds: Vec<u64>,
 }
 
+impl EvalOptions {
+    /// The detector's hyperparameters from the configuration, one run per seed.
+    pub fn new(detector: &crate::config::DetectorConfig, seeds: Vec<u64>) -> EvalOptions {
+        EvalOptions {
+            trees: detector.trees,
+            sample_size: detector.sample_size,
+            contamination: detector.contamination,
+            seeds,
+        }
+    }
+}
+
+/// Reads `file` (label column `label`) and evaluates it, logging what it read.
+pub fn run_file(
+    file: &std::path::Path,
+    label: &str,
+    opts: &EvalOptions,
+) -> Result<EvalReport, EvalError> {
+    log::info!("reading {}", file.display());
+    let data = dataset::load(file, label)?;
+    log::info!(
+        "{} rows, {} features; {} trees, sample size {}, seeds {:?}",
+        data.labels.len(),
+        data.feature_names.len(),
+        opts.trees,
+        opts.sample_size,
+        opts.seeds
+    );
+    evaluate(&data, opts)
+}
+
 /// Why an evaluation could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
@@ -103,6 +134,13 @@ pub struct EvalReport {
     pub runs: Vec<Run>,
     /// Mean over the runs.
     pub mean: Figures,
+}
+
+impl EvalReport {
+    /// The report as one JSON object.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a report of numbers and names serialises")
+    }
 }
 
 /// Runs the evaluation on a loaded data set.

@@ -1,0 +1,167 @@
+//! Where a client's records come from: the generator or a capture file, as one
+//! stream of [`Next`] items, each with the truth the client keeps (never sent)
+//! and, for captures, the packet's offset in capture time.
+
+use std::time::Duration;
+
+use crate::protocol::Packet;
+
+use super::generate::Generator;
+use super::pcap::{Capture, PcapFileError};
+use super::{ClientError, ClientOptions, Mode};
+
+/// The next thing a feed yields.
+pub enum Next {
+    /// A record to send.
+    Packet {
+        /// The record.
+        packet: Packet,
+        /// Injected or labelled anomaly, when known.
+        truth: Option<bool>,
+        /// Capture time since the first frame (captures only).
+        offset: Option<Duration>,
+    },
+    /// A capture frame without a record (counted, not sent).
+    Skipped,
+}
+
+/// The records of one run.
+pub enum Feed {
+    /// Generated traffic, up to `limit` packets (`None`: until stopped).
+    Generated {
+        /// The generator (boxed: its RNG state is large).
+        generator: Box<Generator>,
+        /// How many at most.
+        limit: Option<u64>,
+        /// How many so far.
+        made: u64,
+    },
+    /// A capture read into memory, with its labels.
+    Capture {
+        /// The frames.
+        capture: Capture,
+        /// One label per frame, when given.
+        labels: Option<Vec<bool>>,
+        /// The next frame.
+        at: usize,
+    },
+}
+
+impl Feed {
+    /// The feed `opts` asks for; a capture and its labels are read (and
+    /// checked against each other) here, before anything connects.
+    pub fn open(opts: &ClientOptions) -> Result<Feed, ClientError> {
+        let limit = match &opts.mode {
+            Mode::Count(n) => Some(*n),
+            Mode::Continuous => None,
+            Mode::Pcap { file, labels, .. } => {
+                let capture = super::pcap::read_capture(file)?;
+                let labels = match labels {
+                    Some(path) => Some(read_matching_labels(path, file, &capture)?),
+                    None => None,
+                };
+                return Ok(Feed::Capture {
+                    capture,
+                    labels,
+                    at: 0,
+                });
+            }
+        };
+        Ok(Feed::Generated {
+            generator: Box::new(Generator::new(
+                &opts.protocols,
+                opts.anomaly_ratio,
+                opts.seed,
+            )),
+            limit,
+            made: 0,
+        })
+    }
+
+    /// How many items the feed holds, when known.
+    pub fn len(&self) -> Option<u64> {
+        match self {
+            Feed::Generated { limit, .. } => *limit,
+            Feed::Capture { capture, .. } => Some(capture.frames.len() as u64),
+        }
+    }
+
+    /// True when the feed yields nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == Some(0)
+    }
+
+    /// True when every record comes with its truth (generated, or labelled).
+    pub fn truth_known(&self) -> bool {
+        match self {
+            Feed::Generated { .. } => true,
+            Feed::Capture { labels, .. } => labels.is_some(),
+        }
+    }
+
+    /// The capture's problem part-way (the frames before it were yielded).
+    pub fn input_error(&self) -> Option<PcapFileError> {
+        match self {
+            Feed::Capture { capture, .. } => capture.error.clone(),
+            Feed::Generated { .. } => None,
+        }
+    }
+
+    /// The next item; `None` when the feed is done.
+    pub fn next_item(&mut self) -> Option<Next> {
+        match self {
+            Feed::Generated {
+                generator,
+                limit,
+                made,
+            } => {
+                if limit.is_some_and(|n| *made >= n) {
+                    return None;
+                }
+                *made += 1;
+                let (packet, injected) = generator.next_packet();
+                Some(Next::Packet {
+                    packet,
+                    truth: Some(injected),
+                    offset: None,
+                })
+            }
+            Feed::Capture {
+                capture,
+                labels,
+                at,
+            } => {
+                let first = capture.frames.first().map(|f| f.time).unwrap_or_default();
+                let frame = capture.frames.get(*at)?;
+                *at += 1;
+                let Some(packet) = &frame.packet else {
+                    return Some(Next::Skipped);
+                };
+                Some(Next::Packet {
+                    packet: packet.clone(),
+                    truth: labels.as_ref().and_then(|l| l.get(frame.index).copied()),
+                    offset: Some(frame.time.saturating_sub(first)),
+                })
+            }
+        }
+    }
+}
+
+/// Reads a labels file and checks it has one label per frame of `capture`.
+fn read_matching_labels(
+    path: &std::path::Path,
+    file: &std::path::Path,
+    capture: &Capture,
+) -> Result<Vec<bool>, ClientError> {
+    let labels = super::pcap::read_labels(path)?;
+    let frames = capture.frames.len();
+    if labels.len() != frames && capture.error.is_none() {
+        return Err(ClientError::LabelCount {
+            labels: path.to_path_buf(),
+            capture: file.to_path_buf(),
+            got: labels.len(),
+            frames,
+        });
+    }
+    Ok(labels)
+}
