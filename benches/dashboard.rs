@@ -14,36 +14,24 @@ use std::time::{Duration, Instant};
 use netsentinel::store::ingest::{COPY_PACKETS, COPY_TYPES};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::ToSql;
-use postgres::{Client, NoTls};
+use postgres::Client;
 
-mod support;
-use support::{free_port, start_server};
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{TestDb, TestServer};
 
-const ADMIN: &str = "postgresql://postgres@127.0.0.1:5432/postgres";
 const PROTOCOLS: [&str; 5] = ["TCP", "UDP", "HTTP", "HTTPS", "ICMP"];
 const REQUESTS: usize = 500;
 
 fn main() {
-    let rows: i64 = std::env::var("BENCH_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000_000);
-    let mut admin = match Client::connect(ADMIN, NoTls) {
-        Ok(c) => c,
-        Err(e) => {
-            println!("SKIPPED: no PostgreSQL at 127.0.0.1:5432 ({e})");
-            return;
-        }
+    let rows: i64 = common::env_number("BENCH_ROWS", 10_000_000);
+    let Some(db) = TestDb::for_bench("dash_bench") else {
+        return;
     };
-    let db = format!("ns_dash_bench_{}", std::process::id());
-    let url = format!("postgresql://postgres@127.0.0.1:5432/{db}");
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-        .expect("drop");
-    let (port, dash) = (free_port(), free_port());
-    let mut server = start_server(&url, port, dash);
+    let mut server = TestServer::start(&db, &[]);
+    let (port, dash) = (server.port, server.dashboard_port);
 
-    let mut c = Client::connect(&url, NoTls).expect("bench database");
+    let mut c = db.client();
     let t = Instant::now();
     fill(&mut c, rows);
     println!(
@@ -100,12 +88,7 @@ fn main() {
         .args(["-INT", &ingest.id().to_string()])
         .status();
     let _ = ingest.wait();
-    let _ = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status();
-    let _ = server.wait();
-    drop(c);
-    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+    server.terminate();
 }
 
 fn http_get(port: u16, path: &str) -> u16 {

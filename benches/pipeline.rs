@@ -14,47 +14,32 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use netsentinel::store::ingest::{COPY_PACKETS, COPY_TYPES};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::ToSql;
-use postgres::{Client, NoTls};
+use postgres::Client;
 
-mod support;
-use support::{free_port, start_server};
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{TestDb, TestServer};
 
-const ADMIN: &str = "postgresql://postgres@127.0.0.1:5432/postgres";
 const SENDERS: usize = 5;
 const PROTOCOLS: [&str; 5] = ["TCP", "UDP", "HTTP", "HTTPS", "ICMP"];
 
 fn main() {
-    let per_sender: u64 = std::env::var("BENCH_PACKETS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
-    let mut admin = match Client::connect(ADMIN, NoTls) {
-        Ok(c) => c,
-        Err(e) => {
-            println!(
-                "SKIPPED: no PostgreSQL at 127.0.0.1:5432 ({e}); run bash scripts/setup-db.sh"
-            );
-            return;
-        }
+    let per_sender: u64 = common::env_number("BENCH_PACKETS", 200_000);
+    let Some(db) = TestDb::for_bench("bench") else {
+        return;
     };
-    let db = format!("ns_bench_{}", std::process::id());
-    let url = format!("postgresql://postgres@127.0.0.1:5432/{db}");
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-        .expect("drop old bench database");
-
-    let port = free_port();
-    let mut server = start_server(&url, port, free_port());
+    let mut server = TestServer::start(&db, &[]);
+    let port = server.port;
     println!(
-        "server: {} on 127.0.0.1:{port}, database {db}",
-        env!("CARGO_BIN_EXE_netsentinel")
+        "server: {} on 127.0.0.1:{port}, database {}",
+        env!("CARGO_BIN_EXE_netsentinel"),
+        db.name
     );
 
     // Saturation.
@@ -104,18 +89,15 @@ fn main() {
         per_second * SENDERS as u64
     );
 
-    let rss = peak_rss_kib(server.id());
+    let rss = peak_rss_kib(server.child.id());
     println!(
         "server peak RSS (VmHWM): {:.1} MB (bar: < 150 MB)",
         rss as f64 / 1024.0
     );
-    let _ = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status();
-    let status = server.wait().expect("server exits");
+    let status = server.terminate();
     println!("server exit status after SIGTERM: {status}");
 
-    let mut c = Client::connect(&url, NoTls).expect("bench database");
+    let mut c = db.client();
     let stored: i64 = c
         .query_one("SELECT count(*) FROM packets", &[])
         .unwrap()
@@ -132,8 +114,6 @@ fn main() {
          end to end / COPY = {:.2} (bar: >= 0.5)",
         rate / copy_rate
     );
-    drop(c);
-    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
 }
 
 /// The packet lines one sender sends: seqs `first..first+count`, ~10% anomalous sizes.

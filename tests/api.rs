@@ -8,13 +8,12 @@ use std::sync::Arc;
 
 use common::{TestDb, TestServer};
 use netsentinel::config::Config;
-use netsentinel::server::shutdown::Shutdown;
-use netsentinel::server::slots::Slots;
-use netsentinel::server::stats::Stats;
-use netsentinel::server::trainer::{self, ModelSlot};
-use netsentinel::server::Shared;
+use netsentinel::stats::Stats;
 use netsentinel::store;
-use netsentinel::web::api::{route, ApiRequest, ApiResponse, WebState};
+use netsentinel::trainer::{self, ModelSlot};
+use netsentinel::web::request::{ApiRequest, ApiResponse};
+use netsentinel::web::routes::route;
+use netsentinel::web::state::{IngestGauges, WebSettings, WebState};
 use serde_json::Value;
 
 /// A database filled by the real server: 300 packets from "alpha" (every
@@ -31,27 +30,43 @@ fn filled_db(tag: &str) -> TestDb {
     db
 }
 
+/// No server: nobody connected, an empty FIFO of 10 places.
+struct Idle;
+
+impl IngestGauges for Idle {
+    fn served(&self) -> usize {
+        0
+    }
+    fn waiting(&self) -> usize {
+        0
+    }
+    fn queue_depth(&self) -> usize {
+        0
+    }
+    fn queue_capacity(&self) -> usize {
+        10
+    }
+}
+
 fn state(db: &TestDb, token: Option<&str>) -> WebState {
-    let mut config = Config::default();
-    config.database.url = db.url.clone();
-    config.detector.min_train_packets = 100;
-    config.dashboard.token = token.map(str::to_string);
+    let mut detector = Config::default().detector;
+    detector.min_train_packets = 100;
     let pool = store::open_pool(&db.url, 2).unwrap();
     let models = Arc::new(ModelSlot::default());
     if let Some(m) = trainer::load_newest(&mut *pool.get().unwrap()).unwrap() {
         models.publish(m);
     }
-    let (_tx, rx) = crossbeam_channel::bounded(10);
-    let shared = Arc::new(Shared {
-        config: config.clone(),
+    let settings = WebSettings {
+        token: token.map(str::to_string),
+        detector,
+    };
+    WebState::new(
         pool,
         models,
-        stats: Arc::new(Stats::default()),
-        slots: Slots::new(5),
-        shutdown: Shutdown::new(),
-        queue: rx,
-    });
-    WebState::new(shared, None)
+        Arc::new(Stats::default()),
+        Arc::new(Idle),
+        settings,
+    )
 }
 
 fn get(state: &WebState, target: &str) -> ApiResponse {
@@ -279,7 +294,7 @@ fn retrain_trains_a_new_model_and_refuses_with_409_or_401_when_it_must() {
         .unwrap()
         .contains("at least 100"));
     // A retrain already running: 409.
-    assert!(st.shared.models.begin_training());
+    assert!(st.models.begin_training());
     let r = route(&ApiRequest::new("POST", "/api/retrain"), &st);
     assert_eq!(r.status, 409);
     assert!(r.json_body()["error"]

@@ -208,3 +208,67 @@ fn help_explains_eval() {
         assert!(text.contains(flag), "help lacks {flag}");
     }
 }
+
+#[test]
+fn keys_that_contradict_each_other_exit_2_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &[&str]); 3] = [
+        (
+            &["server", "--set", "detector.min_train_packets=20000"],
+            &["detector.min_train_packets", "detector.train_window"],
+        ),
+        (
+            &["server", "--set", "database.pool_size=1"],
+            &["database.pool_size"],
+        ),
+        (
+            &["server", "--port", "7311", "--dashboard-port", "7311"],
+            &["server.port", "dashboard.port"],
+        ),
+    ];
+    for (args, keys) in cases {
+        let out = netsentinel(args, dir.path());
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        for key in keys {
+            assert!(stderr(&out).contains(key), "{args:?}: {}", stderr(&out));
+        }
+    }
+    // The same rule holds when the conflict comes from a file.
+    std::fs::write(
+        dir.path().join("netsentinel.toml"),
+        "[detector]\nmin_train_packets = 500\ntrain_window = 100\n",
+    )
+    .unwrap();
+    let out = netsentinel(&["retrain"], dir.path());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("detector.train_window"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn config_defaults_print_the_shipped_file_and_the_effective_one_hides_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = netsentinel(&["config", "--defaults"], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/netsentinel.toml")).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), shipped);
+    let out = netsentinel(
+        &[
+            "config",
+            "--set",
+            "dashboard.token=hunter2",
+            "--set",
+            "server.port=7000",
+        ],
+        dir.path(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("port = 7000") && !text.contains("hunter2"),
+        "{text}"
+    );
+}

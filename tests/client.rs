@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::pcap::{ethernet, ipv4_tcp, ipv6_udp, pcap_file, ACK, ETHERNET};
+
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -60,18 +62,18 @@ fn report_counts_equal_the_rows_in_the_table() {
         (200..400).contains(&injected),
         "about 10% injected: {injected}"
     );
-    for key in [
-        "tp",
-        "fp",
-        "fn",
-        "precision",
-        "recall",
-        "f1",
-        "latency_ms_p50",
-        "latency_ms_p99",
-    ] {
-        assert!(r[key].is_number(), "{key} in {r}");
-    }
+    // The figures agree with the counts they come from.
+    let n = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
+    let (tp, fp, fn_) = (n("tp"), n("fp"), n("fn"));
+    assert!(
+        (n("precision") - tp / (tp + fp).max(1.0)).abs() < 1e-9,
+        "{r}"
+    );
+    assert!((n("recall") - tp / (tp + fn_).max(1.0)).abs() < 1e-9, "{r}");
+    assert!(
+        n("f1") <= 1.0 && n("latency_ms_p50") <= n("latency_ms_p99"),
+        "{r}"
+    );
 }
 
 #[test]
@@ -156,69 +158,13 @@ fn server_killed_and_restarted_mid_run_client_finishes_everything_exactly_once()
 /// A capture written here: Ethernet frames with IPv4 TCP, IPv6 UDP, an ARP
 /// frame, and optionally a cut-off last record.
 fn write_capture(path: &std::path::Path, truncated: bool) -> usize {
-    let mut v = Vec::new();
-    v.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    v.extend_from_slice(&2u16.to_le_bytes());
-    v.extend_from_slice(&4u16.to_le_bytes());
-    v.extend_from_slice(&[0; 8]);
-    v.extend_from_slice(&65535u32.to_le_bytes());
-    v.extend_from_slice(&1u32.to_le_bytes());
-    let ipv4 = |size: usize| {
-        let total = 40 + size;
-        let mut p = vec![
-            0x45,
-            0,
-            (total >> 8) as u8,
-            total as u8,
-            0,
-            0,
-            0,
-            0,
-            64,
-            6,
-            0,
-            0,
-            10,
-            0,
-            0,
-            1,
-            10,
-            0,
-            0,
-            2,
-        ];
-        p.extend_from_slice(&[
-            0xc3, 0x50, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0,
-        ]);
-        p.extend(std::iter::repeat_n(0u8, size));
-        p
-    };
-    let ipv6 = || {
-        let mut p = vec![0x60, 0, 0, 0, 0, 8, 17, 64];
-        p.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-        p.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
-        p.extend_from_slice(&[0x14, 0xe9, 0, 53, 0, 8, 0, 0]);
-        p
-    };
-    let eth = |ty: u16, payload: Vec<u8>| {
-        let mut f = vec![0u8; 12];
-        f.extend_from_slice(&ty.to_be_bytes());
-        f.extend(payload);
-        f
-    };
     let mut frames = Vec::new();
     for i in 0..30 {
-        frames.push(eth(0x0800, ipv4(i * 10)));
-        frames.push(eth(0x86dd, ipv6()));
+        frames.push(ethernet(0x0800, &ipv4_tcp(50000, 443, ACK, i * 10)));
+        frames.push(ethernet(0x86dd, &ipv6_udp(5353, 53, 0)));
     }
-    frames.push(eth(0x0806, vec![0; 28]));
-    for (i, f) in frames.iter().enumerate() {
-        v.extend_from_slice(&(1_700_000_000u32 + i as u32).to_le_bytes());
-        v.extend_from_slice(&0u32.to_le_bytes());
-        v.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        v.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        v.extend_from_slice(f);
-    }
+    frames.push(ethernet(0x0806, &[0; 28]));
+    let mut v = pcap_file(ETHERNET, 1_700_000_000, &frames);
     if truncated {
         v.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7]);
     }

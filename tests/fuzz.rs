@@ -21,9 +21,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use netsentinel::config::is_valid_protocol_name;
+use netsentinel::protocol::is_valid_protocol_name;
 use netsentinel::protocol::{parse_line, Line, MAX_SEQ};
-use netsentinel::web::api::{minutes_from_query, packet_filter_from_query};
+use netsentinel::web::routes::{minutes_from_query, packet_filter_from_query};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

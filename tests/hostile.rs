@@ -15,18 +15,9 @@ use serde_json::Value;
 
 /// An honest sender streaming `chunks` × 50 packets while a case runs; joins
 /// to the verdicts it got.
-fn honest(port: u16, name: &str, chunks: u64) -> JoinHandle<Vec<Value>> {
-    let name = name.to_string();
-    std::thread::spawn(move || {
-        let mut s = Sender::connect(port);
-        s.hello(&name);
-        let mut all = Vec::new();
-        for c in 0..chunks {
-            s.send_packets(c * 50 + 1..=c * 50 + 50);
-            all.extend(s.recv_n(50));
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        all
+fn honest(server: &TestServer, name: &str, chunks: u64) -> JoinHandle<Vec<Value>> {
+    server.spawn_sender(name, move |s| {
+        s.stream_chunks(chunks, 50, Duration::from_millis(20))
     })
 }
 
@@ -77,7 +68,7 @@ fn error_of(v: &Value) -> &str {
 fn line_level_garbage_is_answered_line_by_line_and_the_connection_goes_on() {
     let db = TestDb::new("hostile_lines");
     let server = TestServer::start(&db, &[]);
-    let h = honest(server.port, "honest1", 20);
+    let h = honest(&server, "honest1", 20);
     let p = |field: &str, value: &str| {
         format!(
             r#"{{"seq":9,"source_ip":"10.0.0.1","dest_ip":"10.0.0.2","packet_size":100,"protocol":"TCP","{field}":{value}}}"#
@@ -185,7 +176,7 @@ fn line_level_garbage_is_answered_line_by_line_and_the_connection_goes_on() {
 fn seq_going_backwards_is_refused_but_resends_are_answered() {
     let db = TestDb::new("hostile_seq");
     let server = TestServer::start(&db, &[]);
-    let h = honest(server.port, "honest2", 10);
+    let h = honest(&server, "honest2", 10);
     let mut s = server.connect();
     s.hello("backwards");
     s.send_packets([10, 11, 12]);
@@ -210,7 +201,7 @@ fn seq_going_backwards_is_refused_but_resends_are_answered() {
 fn fatal_inputs_close_cleanly_after_answering_what_came_before() {
     let db = TestDb::new("hostile_fatal");
     let server = TestServer::start(&db, &["server.idle_timeout_s=2"]);
-    let h = honest(server.port, "honest3", 30);
+    let h = honest(&server, "honest3", 30);
     let one = format!("{}\n", packet(1));
     // A 1 MiB line.
     let mut big = one.clone().into_bytes();
@@ -257,7 +248,7 @@ fn fatal_inputs_close_cleanly_after_answering_what_came_before() {
 fn a_client_that_disconnects_with_packets_in_flight_harms_nothing() {
     let db = TestDb::new("hostile_drop");
     let server = TestServer::start(&db, &[]);
-    let h = honest(server.port, "honest4", 20);
+    let h = honest(&server, "honest4", 20);
     for round in 0..5 {
         let mut s = Sender::connect(server.port);
         s.hello(&format!("dropper{round}"));
@@ -298,7 +289,7 @@ fn a_client_that_stops_reading_is_disconnected_and_blocks_no_one() {
         }
         (seq, started.elapsed())
     });
-    let h = honest(port, "honest5", 40);
+    let h = honest(&server, "honest5", 40);
     check_honest(&db, "honest5", h, 2000);
     let (sent, took) = deaf.join().unwrap();
     assert!(
@@ -324,7 +315,7 @@ fn two_hundred_connections_at_once_against_five_slots() {
             "server.max_waiting=50",
         ],
     );
-    let h = honest(server.port, "honest6", 30);
+    let h = honest(&server, "honest6", 30);
     std::thread::sleep(Duration::from_millis(100));
     let port = server.port;
     let attempts: Vec<_> = (0..200)

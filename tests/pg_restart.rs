@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Sender, TestDb, TestServer};
+use common::{TestDb, TestServer};
 
 fn restart_postgres() -> Result<String, String> {
     let version = std::fs::read_dir("/etc/postgresql")
@@ -34,21 +33,12 @@ fn restart_postgres() -> Result<String, String> {
 fn postgres_restarted_mid_stream_loses_nothing_and_duplicates_nothing() {
     let db = TestDb::new("pgrestart");
     let server = TestServer::start(&db, &["server.batch_max=500"]);
-    let port = server.port;
-    let sender = std::thread::spawn(move || {
-        let mut s = Sender::connect(port);
+    let sender = server.spawn_sender("through-restart", |s| {
         s.stream
             .set_read_timeout(Some(Duration::from_secs(90)))
             .unwrap();
-        s.hello("through-restart");
-        let mut verdicts = Vec::new();
         // Paced over several seconds, so the restart lands mid-stream.
-        for chunk in 0..100u64 {
-            s.send_packets(chunk * 300 + 1..=chunk * 300 + 300);
-            verdicts.extend(s.recv_n(300));
-            std::thread::sleep(Duration::from_millis(40));
-        }
-        verdicts
+        s.stream_chunks(100, 300, Duration::from_millis(40))
     });
     std::thread::sleep(Duration::from_millis(1000));
     assert!(!sender.is_finished(), "the stream ended before the restart");
@@ -68,12 +58,7 @@ fn postgres_restarted_mid_stream_loses_nothing_and_duplicates_nothing() {
     };
     println!("database interrupted by {how}");
     let verdicts = sender.join().expect("sender got every verdict");
-    assert_eq!(verdicts.len(), 30_000);
-    let seqs: HashSet<u64> = verdicts
-        .iter()
-        .map(|v| v["seq"].as_u64().unwrap())
-        .collect();
-    assert_eq!(seqs.len(), 30_000);
+    common::assert_each_seq_once(&verdicts, 30_000);
     // Wait for PostgreSQL to take connections again, then count.
     let mut tries = 0;
     let count = loop {

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -144,10 +143,7 @@ fn concurrent_senders_keep_per_sender_fifo_order_in_the_table() {
     let server = TestServer::start(&db, &[]);
     let handles: Vec<_> = (0..4)
         .map(|i| {
-            let port = server.port;
-            std::thread::spawn(move || {
-                let mut s = Sender::connect(port);
-                s.hello(&format!("fifo{i}"));
+            server.spawn_sender(&format!("fifo{i}"), |s| {
                 for chunk in 0..10u64 {
                     s.send_packets(chunk * 200 + 1..=chunk * 200 + 200);
                 }
@@ -271,10 +267,7 @@ fn resend_after_reconnect_stores_nothing_twice_and_returns_stored_verdicts() {
 fn sigterm_mid_stream_keeps_every_acknowledged_packet_and_exits_zero() {
     let db = TestDb::new("sigterm");
     let mut server = TestServer::start(&db, &[]);
-    let port = server.port;
-    let sender = std::thread::spawn(move || {
-        let mut s = Sender::connect(port);
-        s.hello("streamer");
+    let sender = server.spawn_sender("streamer", |s| {
         let mut acked = Vec::new();
         let mut seq = 1;
         // Send in chunks until the server stops answering.
@@ -327,17 +320,7 @@ fn sigterm_mid_stream_keeps_every_acknowledged_packet_and_exits_zero() {
 fn killed_database_connections_lose_nothing_and_duplicate_nothing() {
     let db = TestDb::new("pgkill");
     let server = TestServer::start(&db, &["server.batch_max=200"]);
-    let port = server.port;
-    let sender = std::thread::spawn(move || {
-        let mut s = Sender::connect(port);
-        s.hello("survivor");
-        let mut verdicts = Vec::new();
-        for chunk in 0..40u64 {
-            s.send_packets(chunk * 500 + 1..=chunk * 500 + 500);
-            verdicts.extend(s.recv_n(500));
-        }
-        verdicts
-    });
+    let sender = server.spawn_sender("survivor", |s| s.stream_chunks(40, 500, Duration::ZERO));
     let started = Instant::now();
     let mut kills = 0;
     let mut admin = postgres::Client::connect(common::ADMIN_URL, postgres::NoTls).unwrap();
@@ -354,12 +337,7 @@ fn killed_database_connections_lose_nothing_and_duplicate_nothing() {
     }
     let verdicts = sender.join().unwrap();
     assert!(kills > 0, "no backend was killed");
-    assert_eq!(verdicts.len(), 20_000);
-    let seqs: HashSet<u64> = verdicts
-        .iter()
-        .map(|v| v["seq"].as_u64().unwrap())
-        .collect();
-    assert_eq!(seqs.len(), 20_000);
+    common::assert_each_seq_once(&verdicts, 20_000);
     assert_eq!(db.count("SELECT count(*) FROM packets"), 20_000);
     assert_eq!(
         db.count("SELECT count(DISTINCT client_seq) FROM packets"),
@@ -408,7 +386,7 @@ fn cold_start_trains_at_min_train_packets_and_later_packets_carry_scores() {
 #[test]
 fn retrain_command_stores_a_model_the_running_server_picks_up() {
     let db = TestDb::new("retrain");
-    let server = TestServer::start(&db, &["detector.min_train_packets=1000000"]);
+    let server = TestServer::start(&db, &["detector.min_train_packets=10000"]);
     let mut s = server.connect();
     s.hello("r");
     s.send_packets(1..=300);
@@ -514,4 +492,28 @@ fn a_packet_the_database_refuses_gets_an_error_and_the_rest_are_stored() {
         }
     }
     assert_eq!(db.count("SELECT count(*) FROM packets"), 19);
+}
+
+#[test]
+fn port_zero_binds_free_ports_and_the_log_names_them() {
+    let db = TestDb::new("port0");
+    // TestServer passes --port 0 --dashboard-port 0 and reads the ports back
+    // from the log lines "server started on …" and "dashboard on http://…/".
+    let server = TestServer::start(&db, &[]);
+    assert_ne!(server.port, 0);
+    assert_ne!(server.dashboard_port, 0);
+    assert_ne!(server.port, server.dashboard_port);
+    let mut s = server.connect();
+    s.hello("zero");
+    s.send_packets(1..=3);
+    assert_eq!(s.recv_n(3).len(), 3);
+    let mut http = std::net::TcpStream::connect(("127.0.0.1", server.dashboard_port)).unwrap();
+    http.write_all(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut http, &mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+        "{answer}"
+    );
 }

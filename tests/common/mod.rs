@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod pcap;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -23,19 +25,33 @@ pub struct TestDb {
 
 impl TestDb {
     pub fn new(tag: &str) -> TestDb {
+        Self::try_new(tag).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// For benchmarks: a fresh database, or `None` after printing why they skip.
+    pub fn for_bench(tag: &str) -> Option<TestDb> {
+        Self::try_new(tag)
+            .map_err(|e| println!("SKIPPED: {e}"))
+            .ok()
+    }
+
+    /// A fresh database name (the server creates it); an error when
+    /// PostgreSQL does not answer (benchmarks print it and skip).
+    pub fn try_new(tag: &str) -> Result<TestDb, String> {
         static N: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "ns_test_{tag}_{}_{}",
             std::process::id(),
             N.fetch_add(1, Ordering::SeqCst)
         );
-        let mut admin = Client::connect(ADMIN_URL, NoTls)
-            .expect("PostgreSQL on 127.0.0.1:5432 (bash scripts/setup-db.sh)");
+        let mut admin = Client::connect(ADMIN_URL, NoTls).map_err(|e| {
+            format!("no PostgreSQL at 127.0.0.1:5432 ({e}); run bash scripts/setup-db.sh")
+        })?;
         admin
             .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .unwrap();
+            .map_err(|e| e.to_string())?;
         let url = format!("postgresql://postgres@127.0.0.1:5432/{name}");
-        TestDb { name, url }
+        Ok(TestDb { name, url })
     }
 
     pub fn client(&self) -> Client {
@@ -58,6 +74,14 @@ impl Drop for TestDb {
     }
 }
 
+/// The number in environment variable `name`, else `default` (benchmark sizes).
+pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -75,21 +99,20 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts the server on `db` with extra `--set` overrides; waits until it listens.
+    /// Starts the server on `db` with extra `--set` overrides, both ports 0
+    /// (free ports the server picks and logs); waits until it listens and
+    /// reads the real ports from its log.
     pub fn start(db: &TestDb, sets: &[&str]) -> TestServer {
-        Self::start_on(db, free_port(), sets)
+        Self::start_on(db, 0, sets)
     }
 
+    /// [`TestServer::start`] with the packet listener on `port` (e.g. to
+    /// restart a server where its senders reconnect).
     pub fn start_on(db: &TestDb, port: u16, sets: &[&str]) -> TestServer {
-        let dashboard_port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_netsentinel"));
         cmd.arg("server")
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--dashboard-port")
-            .arg(dashboard_port.to_string())
-            .arg("--database-url")
-            .arg(&db.url)
+            .args(["--port", &port.to_string(), "--dashboard-port", "0"])
+            .args(["--database-url", &db.url])
             .env("RUST_LOG", "info")
             .env_remove("DATABASE_URL")
             .current_dir(std::env::temp_dir())
@@ -107,14 +130,29 @@ impl TestServer {
                 sink.lock().unwrap().push(line);
             }
         });
-        let server = TestServer {
+        let mut server = TestServer {
             child,
             port,
-            dashboard_port,
+            dashboard_port: 0,
             log,
         };
-        server.wait_for_log("server started on", Duration::from_secs(20));
+        server.port = server.logged_port("server started on ", Duration::from_secs(20));
+        server.dashboard_port = server.logged_port("dashboard on http://", Duration::from_secs(5));
         server
+    }
+
+    /// The port of the address the log line containing `after` names right after it.
+    fn logged_port(&self, after: &str, timeout: Duration) -> u16 {
+        self.wait_for_log(after, timeout);
+        let log = self.log.lock().unwrap();
+        let line = log.iter().find(|l| l.contains(after)).unwrap();
+        let addr = line[line.find(after).unwrap() + after.len()..]
+            .split(['/', ' '])
+            .next()
+            .unwrap();
+        let port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        assert_ne!(port, 0, "the log names the real port: {line}");
+        port
     }
 
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
@@ -134,6 +172,20 @@ impl TestServer {
 
     pub fn connect(&self) -> Sender {
         Sender::connect(self.port)
+    }
+
+    /// Runs `f` on a thread of its own with a sender that said hello as `name`.
+    pub fn spawn_sender<T: Send + 'static>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut Sender) -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
+        let (port, name) = (self.port, name.to_string());
+        std::thread::spawn(move || {
+            let mut s = Sender::connect(port);
+            s.hello(&name);
+            f(&mut s)
+        })
     }
 
     /// SIGTERM, then the exit status.
@@ -226,9 +278,34 @@ impl Sender {
         (0..n).map(|_| self.recv()).collect()
     }
 
+    /// Streams `chunks` chunks of `size` packets (seqs from 1 on), reading
+    /// each chunk's verdicts before the next and pausing `pause` between
+    /// chunks; returns every verdict in order.
+    pub fn stream_chunks(&mut self, chunks: u64, size: u64, pause: Duration) -> Vec<Value> {
+        let mut verdicts = Vec::with_capacity((chunks * size) as usize);
+        for c in 0..chunks {
+            self.send_packets(c * size + 1..=c * size + size);
+            verdicts.extend(self.recv_n(size as usize));
+            if !pause.is_zero() {
+                std::thread::sleep(pause);
+            }
+        }
+        verdicts
+    }
+
     pub fn close_write(&self) {
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
     }
+}
+
+/// Asserts `verdicts` answer `n` packets, each seq exactly once.
+pub fn assert_each_seq_once(verdicts: &[Value], n: usize) {
+    assert_eq!(verdicts.len(), n);
+    let seqs: std::collections::HashSet<u64> = verdicts
+        .iter()
+        .map(|v| v["seq"].as_u64().expect("a verdict carries its seq"))
+        .collect();
+    assert_eq!(seqs.len(), n, "a seq answered twice");
 }
 
 /// A normal-looking packet with this seq.
