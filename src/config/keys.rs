@@ -149,7 +149,7 @@ declare! {
         host: String = "127.0.0.1".into(), Kind::Text;
         /// Port of the web dashboard; 0 picks a free port, named in the log line "dashboard on".
         port: u16 = 5000, int(0, 65535);
-        /// When not empty, POST /api/retrain requires the header "Authorization: Bearer <token>".
+        /// When not empty, POST /api/retrain requires the header "Authorization: Bearer TOKEN" (TOKEN: this value).
         token: Option<String> = None, Kind::OptionalText;
     }
 }
