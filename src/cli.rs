@@ -34,6 +34,11 @@ pub enum Command {
     /// Measure the detector on a labelled CSV: ROC AUC, average precision,
     /// precision/recall/F1 at the threshold, fit and score time, per seed and mean.
     Eval(EvalArgs),
+    /// Judge labelled captures offline as the server would (context features,
+    /// training schedule, scoring; no database): per capture, packets, ROC AUC,
+    /// average precision and precision/recall/F1 at the threshold, with the
+    /// context features and with the per-packet features alone.
+    EvalPcap(EvalPcapArgs),
     /// Run the ingest server: accept senders over TCP, score every packet, store
     /// it in PostgreSQL, answer each sender with its verdict. Stops cleanly on
     /// Ctrl-C/SIGTERM (a second one exits at once).
@@ -86,7 +91,7 @@ impl Command {
                     "--contamination",
                 ),
             ],
-            Command::Client(_) | Command::Config(_) => vec![],
+            Command::Client(_) | Command::Config(_) | Command::EvalPcap(_) => vec![],
         };
         flags
             .into_iter()
@@ -169,9 +174,18 @@ pub struct ClientArgs {
     #[arg(long, value_name = "PACKETS_PER_S", value_parser = non_negative_f64)]
     pub rate: Option<f64>,
 
-    /// Share of generated packets that are injected anomalies.
+    /// Share of generated packets that are injected size anomalies (giants and runts).
     #[arg(long, value_name = "R", default_value_t = 0.1, value_parser = ratio)]
     pub anomaly_ratio: f64,
+
+    /// Inject a behavioural attack beside the generated traffic (labelled, counted
+    /// by kind in the report).
+    #[arg(long, value_enum, value_name = "KIND", conflicts_with = "pcap")]
+    pub scenario: Option<crate::client::generate::Scenario>,
+
+    /// With --scenario: share of the packets the attack aims at.
+    #[arg(long, value_name = "R", default_value_t = crate::client::generate::DEFAULT_ATTACK_SHARE, value_parser = attack_share, requires = "scenario")]
+    pub attack_share: f64,
 
     /// Seed of the traffic generator.
     #[arg(long, value_name = "S", default_value_t = 1)]
@@ -238,6 +252,16 @@ fn non_negative_f64(s: &str) -> Result<f64, String> {
     })
 }
 
+fn attack_share(s: &str) -> Result<f64, String> {
+    parse_f64(s).and_then(|v| {
+        if v > 0.0 && v <= 0.5 {
+            Ok(v)
+        } else {
+            Err(format!("must be above 0 and at most 0.5, got {v}"))
+        }
+    })
+}
+
 fn ratio(s: &str) -> Result<f64, String> {
     parse_f64(s).and_then(|v| {
         if (0.0..=1.0).contains(&v) {
@@ -287,6 +311,36 @@ pub struct ServerArgs {
     /// Database options.
     #[command(flatten)]
     pub database: DatabaseArgs,
+}
+
+/// `netsentinel eval-pcap`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Labels: one 0/1 line per frame of the capture, or one per IP packet \
+(frames without an IP packet, ARP among them, then count as normal); which one is told from \
+the number of lines. Without --labels, <capture>.labels (then <capture>.frame-labels) beside \
+the capture is used. The detector settings ([detector] in the config, or --set) apply; the \
+per-packet line is the same run with detector.half_lives empty.\n\n\
+Examples:\n  netsentinel eval-pcap scan.pcapng --labels scan.pcapng.labels\n  \
+netsentinel eval-pcap ../shared/pcaps/*.pcap* --json"
+)]
+pub struct EvalPcapArgs {
+    /// Capture files (pcap or pcapng), each judged on its own.
+    #[arg(value_name = "CAPTURE", required = true)]
+    pub captures: Vec<PathBuf>,
+
+    /// Labels file of each capture, in the order of the captures (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub labels: Vec<PathBuf>,
+
+    /// A capture judged first (context and models learn from it), left out
+    /// of the figures.
+    #[arg(long, value_name = "CAPTURE")]
+    pub train: Option<PathBuf>,
+
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `netsentinel eval`.

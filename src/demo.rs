@@ -65,6 +65,8 @@ pub fn run(config: Config, rate: f64, anomaly_ratio: f64) -> Result<(), DemoErro
                 mode: Mode::Continuous,
                 pacing: Pacing::Rate(rate),
                 anomaly_ratio,
+                scenario: None,
+                attack_share: crate::client::generate::DEFAULT_ATTACK_SHARE,
                 seed: i as u64 + 1,
                 protocols: config.traffic.protocols.clone(),
                 verbose: false,

@@ -1,68 +1,248 @@
-//! The packet detector: the feature encoder ([`crate::features`]) and the
-//! Isolation Forest ([`crate::detect`]) trained together, scored together, and
-//! stored together as one JSON document (the `models` table).
+//! The packet detector: the per-packet feature encoder ([`crate::features`])
+//! and one Isolation Forest per view of the traffic ([`Group`]: the packet
+//! alone, its source over time, the source → destination pair, the
+//! destination), trained together, scored together and stored together as one
+//! JSON document (the `models` table).
+//!
+//! Why one forest per view: an Isolation Forest picks split features
+//! uniformly, so in one forest over fifty context features a giant packet (odd
+//! only in size) would hardly ever be split on size and would not stand out.
+//! Each view's forest sees only its own features. Isolation Forest scores are
+//! on one scale in every view (2^(−path length / c(ψ))), but each view's
+//! ordinary packets sit at their own level; so each view's score is shifted by
+//! its training median, and a packet's score is 0.5 plus the largest shifted
+//! score of any view: anomalous in any view is anomalous, and how far out it is
+//! still counts. With only the packet view this ranks exactly as the plain
+//! forest does. The threshold is the (1 − contamination) quantile of the
+//! training rows' scores.
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::DetectorConfig;
-use crate::detect::{DetectError, Explanation, IsolationForest, Matrix, Params};
-use crate::features::{FeatureEncoder, PacketFields, FEATURE_NAMES};
+use crate::detect::{DetectError, IsolationForest, Matrix, Params};
+use crate::features::{catalogue, FeatureEncoder, FeatureInfo, Group, PacketFields, FEATURE_NAMES};
 
-/// A packet as training data: the fields the features come from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrainingPacket {
-    /// IP packet length.
-    pub packet_size: u16,
-    /// Protocol name.
-    pub protocol: String,
-    /// Destination port.
-    pub dst_port: Option<u16>,
-}
+/// Version of the stored form; a model of another version is not loaded.
+const FORMAT: u32 = 2;
+/// Percentile points kept per feature for explanations (0, 1, …, 100).
+const PERCENTILES: usize = 101;
 
-impl TrainingPacket {
-    fn fields(&self) -> PacketFields<'_> {
-        PacketFields {
-            packet_size: self.packet_size,
-            protocol: &self.protocol,
-            dst_port: self.dst_port,
-        }
-    }
-}
-
-/// Features plus forest: everything needed to judge a packet.
+/// Features plus forests: everything needed to judge a packet.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Detector {
+    format: u32,
+    half_lives: Vec<f64>,
     encoder: FeatureEncoder,
+    views: Vec<View>,
+    threshold: f64,
+    contamination: f64,
+    /// The share of the training rows above the threshold (the
+    /// contamination, or less when flagged packets were left out).
+    share: f64,
+    training_rows: usize,
+    /// Per feature, in row order: its training percentiles 0..=100 and the 99.9th.
+    percentiles: Vec<Vec<f64>>,
+    p999: Vec<f64>,
+    #[serde(skip)]
+    features: Vec<FeatureInfo>,
+}
+
+/// One view's forest over its columns of the row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct View {
+    group: Group,
+    /// The view's name (its group, or the feature family it covers).
+    name: String,
+    /// Its columns in the full row.
+    columns: Vec<usize>,
     forest: IsolationForest,
+    /// The median training score: this view's ordinary level.
+    center: f64,
+    /// The forest's score of a row of zeros (ordinary traffic in every
+    /// context view), worked out once: most rows are such a row.
+    #[serde(skip)]
+    zero_score: f64,
+}
+
+/// Why a packet scored as it did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Explanation {
+    /// The combined score (0.5 + the highest view score above its median).
+    pub score: f64,
+    /// Above this, a packet is an anomaly.
+    pub threshold: f64,
+    /// The view that gave the score.
+    pub view: Group,
+    /// Each view's score above its median, in row order.
+    pub views: Vec<ViewScore>,
+    /// The features that isolated the packet in that view, most first.
+    pub features: Vec<FeatureReason>,
+}
+
+/// One view's verdict on a packet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ViewScore {
+    /// The view.
+    pub view: Group,
+    /// Its Isolation Forest score minus the view's training median.
+    pub score: f64,
+}
+
+/// One feature's part in a verdict, in words.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeatureReason {
+    /// Column name.
+    pub feature: String,
+    /// What it measures, with the packet's addresses filled in.
+    pub label: String,
+    /// Unit of `value`.
+    pub unit: &'static str,
+    /// The packet's value.
+    pub value: f64,
+    /// Share of the splits that isolated the packet, in [0, 1].
+    pub share: f64,
+    /// Where the value sits among the training rows, in percent.
+    pub percentile: f64,
+    /// The training median.
+    pub median: f64,
+    /// The training 99.9th percentile.
+    pub p999: f64,
+    /// The whole reason as one sentence.
+    pub sentence: String,
+}
+
+/// The packet's own values that fill a feature label.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    /// Source address, as text.
+    pub src: &'a str,
+    /// Destination address, as text.
+    pub dst: &'a str,
+    /// Protocol.
+    pub protocol: &'a str,
+    /// Destination port.
+    pub port: Option<u16>,
+    /// True when the source is the client of the conversation (see
+    /// [`crate::context::client_is_source`]).
+    pub client_is_source: bool,
 }
 
 impl Detector {
-    /// Trains on `packets` with the configured hyperparameters.
+    /// Trains on `packets` (their per-packet fields) and `context` (their
+    /// context rows back to back, each as wide as `cfg.half_lives` makes it),
+    /// with the threshold flagging `share` of them.
     pub fn train(
-        packets: &[TrainingPacket],
+        packets: &[PacketFields<'_>],
+        context: &[f64],
         cfg: &DetectorConfig,
+        share: f64,
     ) -> Result<Detector, DetectError> {
-        let params = Params::new(cfg.trees, cfg.sample_size, cfg.contamination, cfg.seed)?;
-        let encoder = FeatureEncoder::fit(packets.iter().map(TrainingPacket::fields));
-        let mut values = Vec::with_capacity(packets.len() * FEATURE_NAMES.len());
-        for p in packets {
-            values.extend_from_slice(&encoder.encode(&p.fields()));
+        let features = catalogue(&cfg.half_lives);
+        let width = features.len() - FEATURE_NAMES.len();
+        if context.len() != packets.len() * width {
+            return Err(DetectError::Ragged {
+                len: context.len(),
+                cols: width,
+            });
         }
-        let matrix = Matrix::new(FEATURE_NAMES.len(), values)?;
-        let names = FEATURE_NAMES.iter().map(|s| s.to_string()).collect();
-        let forest = IsolationForest::fit(&matrix, names, params)?;
-        Ok(Detector { encoder, forest })
+        let encoder = FeatureEncoder::fit(packets.iter().cloned());
+        let full = full_rows(&encoder, packets, context, width)?;
+        let partition = partition(&features);
+        let mut views = Vec::with_capacity(partition.len());
+        let mut combined = vec![f64::NEG_INFINITY; packets.len()];
+        for (i, (group, name, cols)) in partition.into_iter().enumerate() {
+            let names = cols.iter().map(|&c| features[c].name.clone()).collect();
+            let seed = cfg
+                .seed
+                .wrapping_add(0x9E37_79B9_7F4A_7C15u64.wrapping_mul(i as u64));
+            let params = Params::new(cfg.trees, cfg.sample_size, cfg.contamination, seed)?;
+            let columns = gather(&full, &cols);
+            let ceilings: Vec<Option<f64>> = cols.iter().map(|&c| features[c].ceiling).collect();
+            let augmented = with_extremes(&columns, &ceilings, seed);
+            let forest = IsolationForest::fit_trees(&augmented, names, params)?;
+            let zero_score = forest.score_row(&vec![0.0; cols.len()])?;
+            let scores = raw_scores(&forest, zero_score, &full, &cols);
+            let mut sorted = scores.clone();
+            sorted.sort_by(f64::total_cmp);
+            let q = |p: f64| crate::detect::forest::quantile_sorted(&sorted, p);
+            let center = q(0.5);
+            for (c, s) in combined.iter_mut().zip(&scores) {
+                *c = c.max(standardize(*s, center));
+            }
+            views.push(View {
+                group,
+                name,
+                columns: cols,
+                forest,
+                center,
+                zero_score,
+            });
+        }
+        let share = share.clamp(0.0, 1.0);
+        let threshold = crate::detect::forest::quantile(&combined, 1.0 - share);
+        let (percentiles, p999) = feature_percentiles(&full);
+        Ok(Detector {
+            format: FORMAT,
+            half_lives: cfg.half_lives.clone(),
+            encoder,
+            views,
+            threshold,
+            contamination: cfg.contamination,
+            share,
+            training_rows: packets.len(),
+            percentiles,
+            p999,
+            features,
+        })
     }
 
-    /// Loads a stored detector, checking the forest as it goes.
-    pub fn from_json(text: &str) -> Result<Detector, DetectError> {
+    /// Loads a stored detector, checking it as it goes; `half_lives` are the
+    /// ones this process computes context with, and must be the model's.
+    pub fn from_json(text: &str, half_lives: &[f64]) -> Result<Detector, DetectError> {
         let mut d: Detector =
             serde_json::from_str(text).map_err(|e| DetectError::InvalidModel(e.to_string()))?;
-        if d.forest.feature_names().len() != FEATURE_NAMES.len() {
-            return Err(DetectError::InvalidModel(format!(
-                "model has features {:?}, this version computes {FEATURE_NAMES:?}",
-                d.forest.feature_names()
-            )));
+        let bad = |m: String| Err(DetectError::InvalidModel(m));
+        if d.format != FORMAT {
+            return bad(format!(
+                "format {} is not the supported format {FORMAT}",
+                d.format
+            ));
+        }
+        if d.half_lives != half_lives {
+            return bad(format!(
+                "trained with context half-lives {:?} s, this server computes {:?} s",
+                d.half_lives, half_lives
+            ));
+        }
+        d.features = catalogue(&d.half_lives);
+        let width = d.features.len();
+        let expected = partition(&d.features);
+        let views_ok = d.views.len() == expected.len()
+            && d.views
+                .iter()
+                .zip(&expected)
+                .all(|(v, (group, name, cols))| {
+                    v.group == *group
+                        && v.name == *name
+                        && v.columns == *cols
+                        && v.forest.feature_names().len() == cols.len()
+                        && v.center.is_finite()
+                });
+        if d.views.is_empty() || !views_ok {
+            return bad("its views do not match the features of its half-lives".into());
+        }
+        if d.percentiles.len() != width
+            || d.p999.len() != width
+            || d.percentiles.iter().any(|p| p.len() != PERCENTILES)
+            || !d.threshold.is_finite()
+        {
+            return bad("its feature percentiles or threshold are malformed".into());
+        }
+        for v in &mut d.views {
+            v.zero_score = v
+                .forest
+                .score_row(&vec![0.0; v.columns.len()])
+                .map_err(|e| DetectError::InvalidModel(e.to_string()))?;
         }
         d.encoder.prepare();
         Ok(d)
@@ -73,102 +253,348 @@ impl Detector {
         serde_json::to_string(self).expect("a fitted detector always serialises")
     }
 
-    /// Scores a batch of packets; returns one score per packet.
-    pub fn score<'a>(&self, packets: impl ExactSizeIterator<Item = PacketFields<'a>>) -> Vec<f64> {
-        let mut values = Vec::with_capacity(packets.len() * FEATURE_NAMES.len());
-        for p in packets {
-            values.extend_from_slice(&self.encoder.encode(&p));
+    /// Combined scores of `packets` with their `context` rows (back to back).
+    pub fn score(&self, packets: &[PacketFields<'_>], context: &[f64]) -> Vec<f64> {
+        let width = self.features.len() - FEATURE_NAMES.len();
+        let full = full_rows(&self.encoder, packets, context, width)
+            .expect("context rows have the width of the model's half-lives");
+        let mut combined = vec![f64::NEG_INFINITY; packets.len()];
+        for v in &self.views {
+            let scores = raw_scores(&v.forest, v.zero_score, &full, &v.columns);
+            for (c, s) in combined.iter_mut().zip(scores) {
+                *c = c.max(standardize(s, v.center));
+            }
         }
-        let matrix = Matrix::new(FEATURE_NAMES.len(), values).expect("three values per packet");
-        self.forest
-            .score(&matrix)
-            .expect("rows have the model's width")
+        combined
     }
 
-    /// Why a packet scored as it did.
-    pub fn explain(&self, p: &PacketFields<'_>) -> Explanation {
-        self.forest
-            .explain(&self.encoder.encode(p))
-            .expect("rows have the model's width")
+    /// The full feature row (per-packet then context) of one packet.
+    pub fn row(&self, packet: &PacketFields<'_>, context: &[f64]) -> Vec<f64> {
+        let mut row = self.encoder.encode(packet).to_vec();
+        row.extend_from_slice(context);
+        row
+    }
+
+    /// Why the packet with this full `row` scored as it did.
+    pub fn explain(&self, row: &[f64], subject: &Subject<'_>) -> Result<Explanation, DetectError> {
+        if row.len() != self.features.len() {
+            return Err(DetectError::FeatureCount {
+                expected: self.features.len(),
+                got: row.len(),
+            });
+        }
+        let mut views = Vec::with_capacity(self.views.len());
+        let mut best: Option<(&View, f64)> = None;
+        for v in &self.views {
+            let s = standardize(v.forest.score_row(&v.pick(row))?, v.center);
+            views.push(ViewScore {
+                view: v.group,
+                score: s,
+            });
+            if best.is_none_or(|(_, b)| s > b) {
+                best = Some((v, s));
+            }
+        }
+        let (view, score) = best.expect("a detector has at least one view");
+        let shares = view.forest.explain(&view.pick(row))?;
+        let features = shares
+            .features
+            .iter()
+            .filter(|f| f.share > 0.0)
+            .filter_map(|f| {
+                let at = self.features.iter().position(|i| i.name == f.feature)?;
+                Some(self.reason(at, row[at], f.share, subject))
+            })
+            .collect();
+        Ok(Explanation {
+            score,
+            threshold: self.threshold,
+            view: view.group,
+            views,
+            features,
+        })
+    }
+
+    fn reason(&self, at: usize, raw: f64, share: f64, subject: &Subject<'_>) -> FeatureReason {
+        let info = &self.features[at];
+        let pct = &self.percentiles[at];
+        let percentile = percent_rank(pct, raw);
+        let label = info
+            .label
+            .replace(
+                "{client}",
+                if subject.client_is_source {
+                    subject.src
+                } else {
+                    subject.dst
+                },
+            )
+            .replace(
+                "{server}",
+                if subject.client_is_source {
+                    subject.dst
+                } else {
+                    subject.src
+                },
+            )
+            .replace("{src}", subject.src)
+            .replace("{dst}", subject.dst)
+            .replace("{protocol}", subject.protocol)
+            .replace(
+                "{port}",
+                &subject.port.map_or("none".into(), |p| p.to_string()),
+            );
+        let (value, median, p999) = (
+            info.shown(raw),
+            info.shown(pct[50]),
+            info.shown(self.p999[at]),
+        );
+        let unit = if info.unit.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", info.unit)
+        };
+        let sentence = format!(
+            "{label}: {}{unit}; {} of training (median {}, 99.9th percentile {})",
+            number(value),
+            match percentile {
+                p if p >= 100.0 => "above every packet".to_string(),
+                p if p <= 0.0 => "below every packet".to_string(),
+                p => format!("at the {} percentile", number(p)),
+            },
+            number(median),
+            number(p999)
+        );
+        FeatureReason {
+            feature: info.name.clone(),
+            label,
+            unit: info.unit,
+            value,
+            share,
+            percentile,
+            median,
+            p999,
+            sentence,
+        }
     }
 
     /// True when `score` is above the threshold.
     pub fn is_anomaly(&self, score: f64) -> bool {
-        self.forest.is_anomaly(score)
+        score > self.threshold
     }
 
-    /// The forest (threshold, params, training rows).
-    pub fn forest(&self) -> &IsolationForest {
-        &self.forest
+    /// Score above which a packet is an anomaly.
+    pub fn threshold(&self) -> f64 {
+        self.threshold
+    }
+
+    /// The contamination the threshold was set with.
+    pub fn contamination(&self) -> f64 {
+        self.contamination
+    }
+
+    /// The share of its training rows above its threshold.
+    pub fn share(&self) -> f64 {
+        self.share
+    }
+
+    /// Rows it was trained on.
+    pub fn training_rows(&self) -> usize {
+        self.training_rows
+    }
+
+    /// Every feature of a row, in order.
+    pub fn features(&self) -> &[FeatureInfo] {
+        &self.features
+    }
+
+    /// The context half-lives its features were computed with.
+    pub fn half_lives(&self) -> &[f64] {
+        &self.half_lives
+    }
+
+    /// Trees over all views.
+    pub fn trees(&self) -> usize {
+        self.views.iter().map(|v| v.forest.trees()).sum()
+    }
+}
+
+/// A view's score on the combined scale: 0.5 at the view's training median.
+fn standardize(s: f64, center: f64) -> f64 {
+    0.5 + s - center
+}
+
+impl View {
+    /// The view's values of a full row.
+    fn pick(&self, row: &[f64]) -> Vec<f64> {
+        self.columns.iter().map(|&c| row[c]).collect()
+    }
+}
+
+/// How the features split into views: (group, view name, columns). The
+/// per-packet features form one view (the seed's forest); each context
+/// family (one measure at every half-life) forms its own.
+fn partition(features: &[FeatureInfo]) -> Vec<(Group, String, Vec<usize>)> {
+    let mut views: Vec<(Group, String, Vec<usize>)> = Vec::new();
+    for (c, f) in features.iter().enumerate() {
+        let name = match f.group {
+            Group::Packet => f.group.name().to_string(),
+            _ => f.family.clone(),
+        };
+        match views.iter_mut().find(|v| v.1 == name) {
+            Some(v) => v.2.push(c),
+            None => views.push((f.group, name, vec![c])),
+        }
+    }
+    views
+}
+
+/// Share of synthetic extreme rows added to a view's training data.
+const EXTREME_SHARE: f64 = 0.02;
+
+/// `data` plus a few synthetic rows (a share [`extreme_share`]) that each copy
+/// a real row and push one feature with a ceiling to a value between the
+/// data's maximum and the ceiling. Trees grown on them split the space above
+/// the data in their first levels, so an unseen high value (a flood, a scan
+/// that training never saw) is isolated early instead of scoring like the
+/// highest ordinary row. Without ceilings, `data` is returned as it is.
+fn with_extremes(data: &Matrix, ceilings: &[Option<f64>], seed: u64) -> Matrix {
+    use rand::{Rng, SeedableRng};
+    let bounded: Vec<(usize, f64)> = ceilings
+        .iter()
+        .enumerate()
+        .filter_map(|(f, c)| c.map(|c| (f, c)))
+        .collect();
+    let rows = data.rows();
+    let extra = (rows as f64 * EXTREME_SHARE).ceil() as usize;
+    if bounded.is_empty() || rows == 0 || extra == 0 {
+        return data.clone();
+    }
+    let cols = data.cols();
+    let top: Vec<f64> = (0..cols)
+        .map(|f| {
+            (0..rows)
+                .map(|r| data.row(r)[f])
+                .fold(f64::NEG_INFINITY, f64::max)
+        })
+        .collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x00E7_7E3E);
+    let mut values = data.as_slice().to_vec();
+    values.reserve(extra * cols);
+    for _ in 0..extra {
+        let mut row = data.row(rng.random_range(0..rows)).to_vec();
+        let (f, ceiling) = bounded[rng.random_range(0..bounded.len())];
+        let low = top[f].min(ceiling);
+        let u: f64 = rng.random();
+        row[f] = low + (ceiling - low) * u.powi(3);
+        values.extend_from_slice(&row);
+    }
+    Matrix::new(cols, values).expect("whole rows")
+}
+
+/// Full rows: the encoded per-packet features, then the context row.
+fn full_rows(
+    encoder: &FeatureEncoder,
+    packets: &[PacketFields<'_>],
+    context: &[f64],
+    width: usize,
+) -> Result<Matrix, DetectError> {
+    let mut values = Vec::with_capacity(packets.len() * (FEATURE_NAMES.len() + width));
+    for (i, p) in packets.iter().enumerate() {
+        values.extend_from_slice(&encoder.encode(p));
+        values.extend_from_slice(&context[i * width..(i + 1) * width]);
+    }
+    Matrix::new(FEATURE_NAMES.len() + width, values)
+}
+
+/// The forest's scores of columns `cols` of every row of `full`: rows that
+/// are all zeros there get `zero_score` (the forest's score of such a row)
+/// without a walk through the trees; the others are scored together.
+fn raw_scores(
+    forest: &IsolationForest,
+    zero_score: f64,
+    full: &Matrix,
+    cols: &[usize],
+) -> Vec<f64> {
+    let mut scores = vec![zero_score; full.rows()];
+    let mut at = Vec::new();
+    let mut values = Vec::new();
+    for r in 0..full.rows() {
+        let row = full.row(r);
+        if cols.iter().any(|&c| row[c] != 0.0) {
+            at.push(r);
+            values.extend(cols.iter().map(|&c| row[c]));
+        }
+    }
+    if at.is_empty() {
+        return scores;
+    }
+    let rows = Matrix::new(cols.len(), values).expect("whole rows");
+    let walked = forest.score(&rows).expect("columns of the forest's width");
+    for (r, s) in at.into_iter().zip(walked) {
+        scores[r] = s;
+    }
+    scores
+}
+
+/// Columns `cols` of every row.
+fn gather(full: &Matrix, cols: &[usize]) -> Matrix {
+    let mut values = Vec::with_capacity(full.rows() * cols.len());
+    for r in 0..full.rows() {
+        let row = full.row(r);
+        values.extend(cols.iter().map(|&c| row[c]));
+    }
+    Matrix::new(cols.len(), values).expect("at least one column per view")
+}
+
+/// Per feature: the training percentiles 0..=100 and the 99.9th.
+fn feature_percentiles(full: &Matrix) -> (Vec<Vec<f64>>, Vec<f64>) {
+    let mut percentiles = Vec::with_capacity(full.cols());
+    let mut p999 = Vec::with_capacity(full.cols());
+    for c in 0..full.cols() {
+        let mut col: Vec<f64> = (0..full.rows()).map(|r| full.row(r)[c]).collect();
+        col.sort_by(f64::total_cmp);
+        let q = |p: f64| crate::detect::forest::quantile_sorted(&col, p);
+        percentiles.push((0..PERCENTILES).map(|i| q(i as f64 / 100.0)).collect());
+        p999.push(q(0.999));
+    }
+    (percentiles, p999)
+}
+
+/// Where `v` sits among values with these percentiles 0..=100, in percent.
+fn percent_rank(percentiles: &[f64], v: f64) -> f64 {
+    if v > percentiles[PERCENTILES - 1] {
+        return 100.0;
+    }
+    if v < percentiles[0] {
+        return 0.0;
+    }
+    // The highest percentile at or below v: ties count as "at" that percentile.
+    let at = percentiles.partition_point(|&p| p <= v);
+    at.saturating_sub(1) as f64
+}
+
+/// A number as an explanation shows it: integers plainly, others to three
+/// significant digits.
+fn number(v: f64) -> String {
+    if (v.fract() == 0.0 && v.abs() < 1e15) || v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-
-    /// Seeded traffic like the generator's: every 10th packet is a runt (1-40
-    /// bytes) or a giant (9,000-65,535 bytes), the rest 64-1,500 bytes.
-    fn traffic() -> Vec<TrainingPacket> {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-        let protocols = ["TCP", "UDP", "HTTP", "HTTPS", "ICMP"];
-        (0..2000u32)
-            .map(|i| {
-                let protocol = protocols[rng.random_range(0..5)].to_string();
-                let anomalous = i % 10 == 0;
-                let packet_size = if anomalous {
-                    if rng.random_bool(0.5) {
-                        rng.random_range(1..=40)
-                    } else {
-                        rng.random_range(9000..=65535)
-                    }
-                } else {
-                    rng.random_range(64..=1500)
-                };
-                let dst_port = match protocol.as_str() {
-                    "HTTP" => Some(80),
-                    "HTTPS" => Some(443),
-                    "ICMP" => None,
-                    _ => Some([22, 53, 3306][rng.random_range(0..3)]),
-                };
-                TrainingPacket {
-                    packet_size,
-                    protocol,
-                    dst_port,
-                }
-            })
-            .collect()
-    }
 
     #[test]
-    fn trained_detector_flags_extreme_sizes_and_round_trips() {
-        let cfg = Config::default().detector;
-        let data = traffic();
-        let d = Detector::train(&data, &cfg).unwrap();
-        let scores = d.score(data.iter().map(TrainingPacket::fields));
-        let (mut tp, mut fp, mut fn_) = (0, 0, 0);
-        for (i, s) in scores.iter().enumerate() {
-            match (i % 10 == 0, d.is_anomaly(*s)) {
-                (true, true) => tp += 1,
-                (false, true) => fp += 1,
-                (true, false) => fn_ += 1,
-                _ => {}
-            }
-        }
-        assert!(
-            tp >= 180 && fp <= 20 && fn_ <= 20,
-            "tp {tp} fp {fp} fn {fn_}"
-        );
-        let back = Detector::from_json(&d.to_json()).unwrap();
-        let again = back.score(data.iter().map(TrainingPacket::fields));
-        assert_eq!(scores, again);
-    }
-
-    #[test]
-    fn garbage_model_is_an_error() {
-        assert!(Detector::from_json("{}").is_err());
-        assert!(Detector::from_json("not json").is_err());
+    fn numbers_read_plainly() {
+        assert_eq!(number(57.0), "57");
+        assert_eq!(number(0.1234), "0.123");
+        assert_eq!(number(4.56789), "4.57");
+        assert_eq!(number(1234.4), "1234");
     }
 }

@@ -16,20 +16,233 @@
 //! precision and recall against size alone; rarity costs nothing.
 //!
 //! The frequency tables are learnt from the training packets and stored with
-//! the model. This is the place where per-source context will be added later.
+//! the model. Behaviour over time comes from [`crate::context`]; [`catalogue`]
+//! names every feature of a row (per-packet and context), with the words and
+//! unit an explanation shows.
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-/// Names of the features, in column order.
+/// Names of the per-packet features, in column order.
 pub const FEATURE_NAMES: [&str; 3] = ["log_size", "protocol_rarity", "dst_port_rarity"];
+
+/// Which view of the traffic a feature belongs to; each view has a forest of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Group {
+    /// The packet alone: size, protocol, port.
+    Packet,
+    /// How much its sender sends.
+    Sender,
+    /// How the client of its conversation (the end that started it) fans out.
+    Client,
+    /// How many clients the server of its conversation draws.
+    Server,
+    /// The rhythm of the source → destination pair.
+    Pair,
+}
+
+impl Group {
+    /// Every group, in row order.
+    pub const ALL: [Group; 5] = [
+        Group::Packet,
+        Group::Sender,
+        Group::Client,
+        Group::Server,
+        Group::Pair,
+    ];
+
+    /// The group's name as the API says it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Group::Packet => "packet",
+            Group::Sender => "sender",
+            Group::Client => "client",
+            Group::Server => "server",
+            Group::Pair => "pair",
+        }
+    }
+}
+
+/// One feature of a row, as an explanation shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeatureInfo {
+    /// Column name, e.g. `src_ports_1s`.
+    pub name: String,
+    /// What it measures whatever the half-life, e.g. `src_ports`.
+    pub family: String,
+    /// Its half-life, seconds (context features only).
+    pub half_life: Option<f64>,
+    /// Its view.
+    pub group: Group,
+    /// What it measures, with `{src}`, `{dst}`, `{protocol}` and `{port}`
+    /// standing for the packet's own values.
+    pub label: String,
+    /// Unit of the shown value ("" for a plain number).
+    pub unit: &'static str,
+    /// How the stored value relates to the shown one.
+    pub scale: Scale,
+    /// For features where only high values are suspect, the highest value
+    /// they take: training adds a few rows pushed towards it, so the forest
+    /// learns where the unseen high values are and isolates them early.
+    pub ceiling: Option<f64>,
+}
+
+/// How a feature's stored value (what the forest sees) relates to the value
+/// an explanation shows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scale {
+    /// Shown as stored.
+    Plain,
+    /// Stored as ln(1 + shown) (packet size).
+    Log1p,
+    /// Stored as doublings above a floor, log2(rate / floor) (0 at or below
+    /// it); shown as the rate, `floor` per second times 2^stored.
+    Doublings {
+        /// The floor, per second.
+        floor: f64,
+    },
+}
+
+impl FeatureInfo {
+    /// The same feature as one of a family measured at half-life `h`.
+    fn timed(mut self, family: &str, h: f64) -> FeatureInfo {
+        self.family = family.to_string();
+        self.half_life = Some(h);
+        self
+    }
+
+    /// The value as people read it (bytes for `log_size`, events per second
+    /// for rates).
+    pub fn shown(&self, value: f64) -> f64 {
+        match self.scale {
+            Scale::Plain => value,
+            Scale::Log1p => value.exp_m1(),
+            Scale::Doublings { floor } => floor * value.exp2(),
+        }
+    }
+}
+
+/// A half-life as a name suffix and in words: 1 → ("1s", "~1 s"), 0.1 → ("100ms", "~0.1 s").
+pub fn half_life_words(h: f64) -> (String, String) {
+    let suffix = if h >= 1.0 && h.fract() == 0.0 {
+        format!("{h}s")
+    } else {
+        format!("{}ms", (h * 1000.0).round())
+    };
+    (suffix, format!("~{h} s"))
+}
+
+/// Every feature of a row under these half-lives, in column order: the
+/// per-packet ones, then for each context group its features at each
+/// half-life (see [`crate::context`] for how each is computed).
+pub fn catalogue(half_lives: &[f64]) -> Vec<FeatureInfo> {
+    use crate::context::floors;
+    let mut all = vec![
+        info(
+            "log_size",
+            Group::Packet,
+            "size of this packet".into(),
+            "bytes",
+            Scale::Log1p,
+            None,
+        ),
+        info(
+            "protocol_rarity",
+            Group::Packet,
+            "rarity of protocol {protocol} in training traffic".into(),
+            "bits",
+            Scale::Plain,
+            None,
+        ),
+        info(
+            "dst_port_rarity",
+            Group::Packet,
+            "rarity of destination port {port} in training traffic".into(),
+            "bits",
+            Scale::Plain,
+            None,
+        ),
+    ];
+    let doublings = |floor| Scale::Doublings { floor };
+    for &h in half_lives {
+        let (suffix, words) = half_life_words(h);
+        let (packets, events) = (floors::packets(h), floors::events(h));
+        let host = [
+            ("src_rate", Group::Sender, "packets per second sent by {src}", "packets/s", doublings(packets)),
+            ("client_hosts", Group::Client, "new hosts per second contacted by {client}", "hosts/s", doublings(events)),
+            ("client_ports", Group::Client, "new destination ports per second tried by {client}", "ports/s", doublings(events)),
+            (
+                "client_half_open",
+                Group::Client,
+                "excess share of the SYNs from {client} left without a following ACK (0 up to half, 1 all)",
+                "",
+                Scale::Plain,
+            ),
+            ("client_conns", Group::Client, "new connections per second opened by {client}", "connections/s", doublings(events)),
+            ("server_clients", Group::Server, "new clients per second contacting {server}", "hosts/s", doublings(events)),
+        ];
+        for (name, group, label, unit, scale) in host {
+            let ceiling = match scale {
+                Scale::Doublings { .. } => floors::MAX_DOUBLINGS,
+                _ => 1.0,
+            };
+            all.push(
+                info(
+                    &format!("{name}_{suffix}"),
+                    group,
+                    format!("{label} over {words}"),
+                    unit,
+                    scale,
+                    Some(ceiling),
+                )
+                .timed(name, h),
+            );
+        }
+    }
+    if !half_lives.is_empty() {
+        all.push(info(
+            "pair_periodicity",
+            Group::Pair,
+            "periodicity of the pauses between bursts from {src} to {dst} over ~10 min \
+             (1 = like clockwork, 0 = irregular)"
+                .into(),
+            "",
+            Scale::Plain,
+            Some(1.0),
+        ));
+    }
+    all
+}
+
+fn info(
+    name: &str,
+    group: Group,
+    label: String,
+    unit: &'static str,
+    scale: Scale,
+    ceiling: Option<f64>,
+) -> FeatureInfo {
+    FeatureInfo {
+        name: name.to_string(),
+        family: name.to_string(),
+        half_life: None,
+        group,
+        label,
+        unit,
+        scale,
+        ceiling,
+    }
+}
 
 /// Share of training traffic at or above which a protocol or port is common.
 pub const RARE_SHARE: f64 = 0.01;
 
-/// First ephemeral port (IANA); all from here up are one category.
-const EPHEMERAL_START: u16 = 49152;
+/// First ephemeral port (IANA); all from here up are one category here, and
+/// a datagram to a port below it goes to a service.
+pub const EPHEMERAL_START: u16 = 49152;
 
 /// The fields of a packet the features are computed from.
 #[derive(Debug, Clone, PartialEq)]

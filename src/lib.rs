@@ -11,26 +11,35 @@
 //! - [`detect`]: the Isolation Forest (params, matrix, tree, forest);
 //! - [`protocol`]: the wire format, a line → a validated packet or a precise error;
 //! - [`config`]: `netsentinel.toml`, environment, flags → validated [`config::Config`];
-//! - [`features`], [`detector`]: packets → features; features + forest as one detector;
+//! - [`features`], [`context`], [`detector`]: packets → per-packet features;
+//!   behaviour over time per source, pair and destination; one forest per view
+//!   as one detector;
 //! - [`shutdown`], [`stats`], [`net`]: process-wide shutdown and signals, counters,
 //!   dialable addresses;
 //! - [`store`]: PostgreSQL (migrations, pool, batched writes, queries, models);
-//! - [`trainer`]: the model in use, the retrain policy, training;
+//! - [`schedule`]: the retrain policy (when a new model is due), pure;
+//! - [`trainer`]: the model in use, training from stored history, the trainer thread;
+//! - [`judge`]: the judging path (features, scoring, training at fixed counts,
+//!   late scores) the worker and `eval-pcap` share;
 //! - [`web`]: the dashboard thread and its JSON API, over a narrow state;
 //! - [`server`]: accept loop, connections, the FIFO, the worker; starts the dashboard;
 //! - [`client`], [`demo`], [`eval`]: the other subcommands;
 //! - [`cli`]: the command line (clap definitions only).
 
+pub mod capture;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod context;
 pub mod demo;
 pub mod detect;
 pub mod detector;
 pub mod eval;
 pub mod features;
+pub mod judge;
 pub mod net;
 pub mod protocol;
+pub mod schedule;
 pub mod server;
 pub mod shutdown;
 pub mod stats;

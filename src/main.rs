@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use netsentinel::cli::{Cli, Command, ConfigArgs, EvalArgs, ServerArgs};
+use netsentinel::cli::{Cli, Command, ConfigArgs, EvalArgs, EvalPcapArgs, ServerArgs};
 use netsentinel::client::{self, ClientError, ClientOptions};
 use netsentinel::config::{self, Config, ConfigError};
 use netsentinel::demo::{self, DemoError};
@@ -45,7 +45,7 @@ impl Failure {
             Failure::Client(
                 ClientError::Usage(_)
                 | ClientError::Input(_)
-                | ClientError::LabelCount { .. }
+                | ClientError::Labels(_)
                 | ClientError::InputAfterSending(_),
             ) => 2,
             Failure::Client(_)
@@ -80,6 +80,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     config.validate()?;
     match cli.command {
         Command::Eval(args) => run_eval(&config, args),
+        Command::EvalPcap(args) => run_eval_pcap(&config, args),
         Command::Server(args) => run_server(config, args),
         Command::Retrain(_) => run_retrain(&config),
         Command::Client(args) => match ClientOptions::from_args(&config, &args)? {
@@ -129,6 +130,47 @@ fn run_eval(config: &Config, args: EvalArgs) -> Result<(), Failure> {
         println!("{}", report.to_json());
     } else {
         print!("{}", eval::render_text(&report, opts.contamination));
+    }
+    Ok(())
+}
+
+fn run_eval_pcap(config: &Config, args: EvalPcapArgs) -> Result<(), Failure> {
+    use netsentinel::eval::capture::{self, CaptureInput};
+    if args.labels.len() > args.captures.len() {
+        return Err(EvalError::TooManyLabels {
+            labels: args.labels.len(),
+            captures: args.captures.len(),
+        }
+        .into());
+    }
+    let warmup = match &args.train {
+        Some(path) => capture::load_unlabelled(path)?,
+        None => Vec::new(),
+    };
+    let mut reports = Vec::with_capacity(args.captures.len());
+    for (i, file) in args.captures.iter().enumerate() {
+        let labels = match args.labels.get(i) {
+            Some(l) => l.clone(),
+            None => {
+                capture::default_labels(file).ok_or_else(|| EvalError::NoLabels(file.clone()))?
+            }
+        };
+        log::info!("judging {} (labels {})", file.display(), labels.display());
+        let input = CaptureInput {
+            capture: file.clone(),
+            labels,
+        };
+        reports.push(capture::evaluate(&input, &warmup, &config.detector)?);
+    }
+    if args.json {
+        let doc = serde_json::json!({ "detector": {
+            "half_lives": config.detector.half_lives,
+            "contamination": config.detector.contamination,
+            "min_train_packets": config.detector.min_train_packets,
+        }, "captures": reports });
+        println!("{doc:#}");
+    } else {
+        print!("{}", capture::render_text(&reports, &config.detector));
     }
     Ok(())
 }

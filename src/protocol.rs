@@ -53,6 +53,27 @@ pub struct Packet {
     /// Capture time; the server's clock when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<DateTime<Utc>>,
+    /// TCP flag bits (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, URG
+    /// 0x20, ECE 0x40, CWR 0x80), for TCP packets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_flags: Option<u8>,
+    /// ICMP or ICMPv6 message type (8: echo request), for ICMP packets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icmp_type: Option<u8>,
+}
+
+/// TCP flag bits as they appear in `tcp_flags`.
+pub mod tcp {
+    /// FIN.
+    pub const FIN: u8 = 0x01;
+    /// SYN.
+    pub const SYN: u8 = 0x02;
+    /// RST.
+    pub const RST: u8 = 0x04;
+    /// PSH.
+    pub const PSH: u8 = 0x08;
+    /// ACK.
+    pub const ACK: u8 = 0x10;
 }
 
 impl Packet {
@@ -171,6 +192,8 @@ fn parse_packet(obj: &Map<String, Value>) -> Result<Packet, LineError> {
         src_port: f.uint::<u16>("src_port")?,
         dst_port: f.uint::<u16>("dst_port")?,
         timestamp: f.timestamp("timestamp")?,
+        tcp_flags: f.uint::<u8>("tcp_flags")?,
+        icmp_type: f.uint::<u8>("icmp_type")?,
     })
 }
 
@@ -321,6 +344,10 @@ pub struct Verdict {
     /// Set when the packet had been stored before (a resend).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub duplicate: bool,
+    /// Set on a second verdict for a packet first answered without a score
+    /// (stored before the first model existed, judged when it arrived).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
 }
 
 /// An error answer to one line; the connection goes on unless `closing`.
@@ -362,7 +389,7 @@ mod tests {
         }
     }
 
-    const GOOD: &str = r#"{"seq": 17, "source_ip": "192.168.1.10", "dest_ip": "10.0.0.5", "packet_size": 512, "protocol": "TCP", "src_port": 51234, "dst_port": 443, "timestamp": "2026-11-25T08:00:00.123Z"}"#;
+    const GOOD: &str = r#"{"seq": 17, "source_ip": "192.168.1.10", "dest_ip": "10.0.0.5", "packet_size": 512, "protocol": "TCP", "src_port": 51234, "dst_port": 443, "timestamp": "2026-11-25T08:00:00.123Z", "tcp_flags": 24}"#;
 
     #[test]
     fn parses_the_documented_example() {
@@ -375,6 +402,10 @@ mod tests {
         assert_eq!(
             p.timestamp.unwrap().to_rfc3339(),
             "2026-11-25T08:00:00.123+00:00"
+        );
+        assert_eq!(
+            (p.tcp_flags, p.icmp_type),
+            (Some(tcp::PSH | tcp::ACK), None)
         );
     }
 
@@ -430,6 +461,9 @@ mod tests {
             timestamp | "10000-01-01T00:00:00Z" | timestamp must be RFC 3339
             timestamp | "yesterday" | timestamp must be RFC 3339
             timestamp | 1700000000 | timestamp must be an RFC 3339 string
+            tcp_flags | 256 | tcp_flags must be an integer 0..=255, got 256
+            tcp_flags | "SYN" | tcp_flags must be an integer 0..=255
+            icmp_type | -1 | icmp_type must be an integer 0..=255
         "#;
         for case in cases.lines().map(str::trim).filter(|l| !l.is_empty()) {
             let [field, value, expected] = case.splitn(3, " | ").collect::<Vec<_>>()[..] else {
@@ -462,11 +496,13 @@ mod tests {
             src_port: None,
             dst_port: None,
             timestamp: None,
+            tcp_flags: None,
+            icmp_type: None,
             ..p
         };
         let text = String::from_utf8(bare.to_line(1)).unwrap();
         assert!(
-            !text.contains("port") && !text.contains("timestamp"),
+            !text.contains("port") && !text.contains("timestamp") && !text.contains("flags"),
             "{text}"
         );
     }
@@ -530,6 +566,7 @@ mod tests {
                 anomaly: false,
                 score: Some(0.43),
                 duplicate: false,
+                late: false,
             },
         );
         write_line(
@@ -540,6 +577,7 @@ mod tests {
                 anomaly: true,
                 score: None,
                 duplicate: true,
+                late: false,
             },
         );
         write_line(

@@ -80,6 +80,16 @@ pub struct Stats {
     pub connections_accepted: AtomicU64,
     /// Connections closed for not reading their verdicts.
     pub slow_readers: AtomicU64,
+    /// Packets stored without a score and scored when the first model came.
+    pub judged_late: AtomicU64,
+    /// Models the worker trained.
+    pub models_trained: AtomicU64,
+    /// Entries in the context tables now.
+    pub context_entries: AtomicU64,
+    /// Bytes the context tables hold now.
+    pub context_bytes: AtomicU64,
+    /// Context entries evicted (least recently seen) so far.
+    pub context_evictions: AtomicU64,
     /// Packets per committed batch.
     pub batch_size: Histogram,
     /// Seconds from a batch's first attempt to its commit.
@@ -97,6 +107,11 @@ impl Default for Stats {
             db_errors: AtomicU64::new(0),
             connections_accepted: AtomicU64::new(0),
             slow_readers: AtomicU64::new(0),
+            judged_late: AtomicU64::new(0),
+            models_trained: AtomicU64::new(0),
+            context_entries: AtomicU64::new(0),
+            context_bytes: AtomicU64::new(0),
+            context_evictions: AtomicU64::new(0),
             batch_size: Histogram::new(BATCH_SIZE_BUCKETS),
             commit_seconds: Histogram::new(COMMIT_BUCKETS),
         }
@@ -107,6 +122,11 @@ impl Stats {
     /// Adds `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Sets a gauge.
+    pub fn set(gauge: &AtomicU64, v: u64) {
+        gauge.store(v, Ordering::Relaxed);
     }
 
     /// Reads a counter.

@@ -53,7 +53,8 @@ fn state(db: &TestDb, token: Option<&str>) -> WebState {
     detector.min_train_packets = 100;
     let pool = store::open_pool(&db.url, 2).unwrap();
     let models = Arc::new(ModelSlot::default());
-    if let Some(m) = trainer::load_newest(&mut *pool.get().unwrap()).unwrap() {
+    if let Some(m) = trainer::load_newest(&mut *pool.get().unwrap(), &detector.half_lives).unwrap()
+    {
         models.publish(m);
     }
     let settings = WebSettings {
@@ -210,13 +211,16 @@ fn every_endpoint_its_filters_and_its_errors() {
     );
     let total: f64 = shares.iter().map(|f| f["share"].as_f64().unwrap()).sum();
     assert!((total - 1.0).abs() < 1e-9);
-    // A packet stored before any model: no explanation, and a note saying why.
-    let first_id = last_page["packets"].as_array().unwrap().last().unwrap()["id"]
-        .as_i64()
-        .unwrap();
-    let early = ok(&st, &format!("/api/packets/{first_id}"));
-    assert!(early["explanation"].is_null());
-    assert!(early["note"].as_str().unwrap().contains("before any model"));
+    assert_eq!(e["view"], "packet", "{e}");
+    let sentence = shares[0]["sentence"].as_str().unwrap();
+    assert!(
+        sentence.starts_with("size of this packet: ") && sentence.contains("percentile"),
+        "{sentence}"
+    );
+    // The first packet came before any model and was judged late, by the first one.
+    let first = last_page["packets"].as_array().unwrap().last().unwrap();
+    assert!(first["score"].is_number(), "{first}");
+    assert!(first["model_id"].is_number(), "{first}");
     assert_eq!(get(&st, "/api/packets/999999999").status, 404);
     assert_eq!(get(&st, "/api/packets/abc").status, 400);
     assert_eq!(get(&st, "/api/packets/-1").status, 400);

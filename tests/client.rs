@@ -228,7 +228,30 @@ fn pcap_replay_sends_ip_frames_skips_the_rest_and_scores_labels() {
         ],
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("2 labels for 61 frames"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("2 labels, but") && err.contains("61 frames and 60 IP packets"),
+        "{err}"
+    );
+    // One label per IP packet (the non-IP frame has none) is the other form.
+    let per_ip: String = (0..60)
+        .map(|i| if i < 30 { "0\n" } else { "1\n" })
+        .collect();
+    std::fs::write(&labels, per_ip).unwrap();
+    let out = client(
+        server.port,
+        &[
+            "replayer3",
+            "--pcap",
+            cap.to_str().unwrap(),
+            "--labels",
+            labels.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let r = report(&out);
+    assert_eq!(r["sent"], 60, "{r}");
+    assert_eq!(r["injected"], 30, "{r}");
 }
 
 #[test]

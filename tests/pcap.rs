@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::pcap::*;
-use netsentinel::client::pcap::{parse_capture, read_labels};
+use netsentinel::capture::{parse_capture, read_labels};
 
 #[test]
 fn ethernet_capture_with_ipv4_ipv6_icmp_and_a_non_ip_frame() {

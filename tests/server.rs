@@ -355,32 +355,62 @@ fn killed_database_connections_lose_nothing_and_duplicate_nothing() {
 }
 
 #[test]
-fn cold_start_trains_at_min_train_packets_and_later_packets_carry_scores() {
+fn cold_start_trains_at_min_train_packets_and_judges_the_early_packets_late() {
     let db = TestDb::new("coldstart");
     let server = TestServer::start(&db, &["detector.min_train_packets=50"]);
     let mut s = server.connect();
     s.hello("cold");
     s.send_packets(1..=49);
-    let early = s.recv_n(49);
-    assert!(early
+    let first = s.recv_n(49);
+    assert!(first
         .iter()
         .all(|v| v["score"].is_null() && v["anomaly"] == false));
+    // The 50th packet trains the first model: it is answered with a score,
+    // and each of the 49 before it gets a second, late verdict with one.
     s.send_packets([50]);
-    s.recv();
-    server.wait_for_log("model 1 in use", Duration::from_secs(10));
+    let lines = s.recv_n(50);
+    let (late, now): (Vec<_>, Vec<_>) = lines.iter().partition(|v| v["late"] == true);
+    assert_eq!(now.len(), 1, "{lines:?}");
+    assert_eq!(now[0]["seq"], 50);
+    assert!(now[0]["score"].is_f64(), "{}", now[0]);
+    let mut seqs: Vec<u64> = late
+        .iter()
+        .map(|v| {
+            assert!(v["score"].is_f64(), "{v}");
+            v["seq"].as_u64().unwrap()
+        })
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=49).collect::<Vec<_>>());
     s.send_packets(51..=150);
     let later = s.recv_n(100);
-    assert!(later.iter().all(|v| v["score"].is_f64()), "{:?}", later[0]);
-    // Model 1 was trained on the first 50; as the stored count doubles
-    // (100, 200, …) newer models replace it, so later packets name one of them.
-    assert!(db.count("SELECT count(*) FROM models") >= 1);
+    assert!(
+        later
+            .iter()
+            .all(|v| v["score"].is_f64() && v["late"].is_null()),
+        "{:?}",
+        later[0]
+    );
+    // The early rows were updated in place: score, verdict and the first model.
     assert_eq!(
         db.count(
             "SELECT count(*) FROM packets WHERE model_id IS NOT NULL AND anomaly_score IS NOT NULL"
         ),
-        100
+        150
     );
-    assert!(db.count("SELECT training_rows FROM models WHERE id = 1") >= 50);
+    assert_eq!(
+        db.count("SELECT count(*) FROM packets WHERE client_seq <= 50 AND model_id = (SELECT min(id) FROM models)"),
+        50
+    );
+    assert_eq!(
+        db.count("SELECT training_rows::int8 FROM models ORDER BY id LIMIT 1"),
+        50
+    );
+    // The counters agree with the rows after the late verdicts.
+    assert_eq!(
+        db.count("SELECT sum(anomalies)::int8 FROM traffic_minutes"),
+        db.count("SELECT count(*) FROM packets WHERE anomaly_flag")
+    );
 }
 
 #[test]

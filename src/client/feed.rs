@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use crate::protocol::Packet;
 
-use super::generate::Generator;
-use super::pcap::{Capture, PcapFileError};
+use super::generate::{Generator, Plan, Truth};
 use super::{ClientError, ClientOptions, Mode};
+use crate::capture::{Capture, PcapFileError};
 
 /// The next thing a feed yields.
 pub enum Next {
@@ -16,8 +16,8 @@ pub enum Next {
     Packet {
         /// The record.
         packet: Packet,
-        /// Injected or labelled anomaly, when known.
-        truth: Option<bool>,
+        /// What it really is, when known.
+        truth: Option<Truth>,
         /// Capture time since the first frame (captures only).
         offset: Option<Duration>,
     },
@@ -40,7 +40,7 @@ pub enum Feed {
     Capture {
         /// The frames.
         capture: Capture,
-        /// One label per frame, when given.
+        /// Each frame's truth, when labels were given.
         labels: Option<Vec<bool>>,
         /// The next frame.
         at: usize,
@@ -55,7 +55,7 @@ impl Feed {
             Mode::Count(n) => Some(*n),
             Mode::Continuous => None,
             Mode::Pcap { file, labels, .. } => {
-                let capture = super::pcap::read_capture(file)?;
+                let capture = crate::capture::read_capture(file)?;
                 let labels = match labels {
                     Some(path) => Some(read_matching_labels(path, file, &capture)?),
                     None => None,
@@ -67,12 +67,22 @@ impl Feed {
                 });
             }
         };
+        let rate = match opts.pacing {
+            super::Pacing::Rate(r) => r,
+            super::Pacing::Delay(d) if !d.is_zero() => 1.0 / d.as_secs_f64(),
+            _ => super::generate::DEFAULT_RATE,
+        };
+        let plan = Plan {
+            protocols: opts.protocols.clone(),
+            anomaly_ratio: opts.anomaly_ratio,
+            rate,
+            count: limit,
+            scenario: opts.scenario,
+            attack_share: opts.attack_share,
+            start: chrono::Utc::now(),
+        };
         Ok(Feed::Generated {
-            generator: Box::new(Generator::new(
-                &opts.protocols,
-                opts.anomaly_ratio,
-                opts.seed,
-            )),
+            generator: Box::new(Generator::new(plan, opts.seed)),
             limit,
             made: 0,
         })
@@ -119,10 +129,10 @@ impl Feed {
                     return None;
                 }
                 *made += 1;
-                let (packet, injected) = generator.next_packet();
+                let (packet, truth) = generator.next_packet();
                 Some(Next::Packet {
                     packet,
-                    truth: Some(injected),
+                    truth: Some(truth),
                     offset: None,
                 })
             }
@@ -139,7 +149,16 @@ impl Feed {
                 };
                 Some(Next::Packet {
                     packet: packet.clone(),
-                    truth: labels.as_ref().and_then(|l| l.get(frame.index).copied()),
+                    truth: labels
+                        .as_ref()
+                        .and_then(|l| l.get(frame.index).copied())
+                        .map(|anomaly| {
+                            if anomaly {
+                                Truth::Labelled
+                            } else {
+                                Truth::Normal
+                            }
+                        }),
                     offset: Some(frame.time.saturating_sub(first)),
                 })
             }
@@ -147,21 +166,15 @@ impl Feed {
     }
 }
 
-/// Reads a labels file and checks it has one label per frame of `capture`.
+/// Reads a labels file and matches it to the frames of `capture` (one label
+/// per frame, or one per IP packet).
 fn read_matching_labels(
     path: &std::path::Path,
     file: &std::path::Path,
     capture: &Capture,
 ) -> Result<Vec<bool>, ClientError> {
-    let labels = super::pcap::read_labels(path)?;
-    let frames = capture.frames.len();
-    if labels.len() != frames && capture.error.is_none() {
-        return Err(ClientError::LabelCount {
-            labels: path.to_path_buf(),
-            capture: file.to_path_buf(),
-            got: labels.len(),
-            frames,
-        });
-    }
-    Ok(labels)
+    let labels = crate::capture::read_labels(path)?;
+    let (truth, form) = crate::capture::frame_truth(&labels, capture, path, file)?;
+    log::debug!("{}: labels counted {:?}", path.display(), form);
+    Ok(truth)
 }

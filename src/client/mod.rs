@@ -4,7 +4,7 @@
 //! - [`options`]: command line and configuration → validated [`ClientOptions`];
 //! - [`feed`]: where records come from (generator or capture), with the truth;
 //! - [`generate`]: seeded random traffic with injected anomalies;
-//! - [`pcap`]: a capture file as packet records;
+//! - [`pcap`]: a capture file as frames; [`frame`]: a frame → a record;
 //! - [`session`]: pipelined sending, verdict reading, reconnect and resend;
 //! - [`report`]: counts against the truth, text and JSON reports.
 
@@ -12,7 +12,6 @@ pub mod feed;
 pub mod generate;
 pub mod menu;
 pub mod options;
-pub mod pcap;
 pub mod report;
 pub mod session;
 
@@ -86,6 +85,10 @@ pub struct ClientOptions {
     pub pacing: Pacing,
     /// Share of injected anomalies (generated traffic).
     pub anomaly_ratio: f64,
+    /// A behavioural attack to inject beside them.
+    pub scenario: Option<generate::Scenario>,
+    /// Share of packets the attack aims at.
+    pub attack_share: f64,
     /// Generator seed.
     pub seed: u64,
     /// Protocols to generate.
@@ -115,7 +118,7 @@ pub enum ClientError {
     Signals(std::io::Error),
     /// The capture broke part-way, after the packets before the problem were sent.
     #[error("{0} (the packets before it were sent)")]
-    InputAfterSending(pcap::PcapFileError),
+    InputAfterSending(crate::capture::PcapFileError),
     /// Some packets got no verdict.
     #[error("{missing} of {sent} packets got no verdict")]
     Incomplete {
@@ -126,21 +129,11 @@ pub enum ClientError {
     },
     /// The capture or labels file is unusable from the start.
     #[error(transparent)]
-    Input(#[from] pcap::PcapFileError),
+    Input(#[from] crate::capture::PcapFileError),
     /// Labels do not match the capture.
-    #[error(
-        "{labels}: {got} labels for {frames} frames in {capture}; give one 0/1 per frame, in order"
-    )]
-    LabelCount {
-        /// Labels file.
-        labels: PathBuf,
-        /// Capture file.
-        capture: PathBuf,
-        /// Labels read.
-        got: usize,
-        /// Frames in the capture.
-        frames: usize,
-    },
+    /// A labels file that fits neither form of its capture.
+    #[error(transparent)]
+    Labels(#[from] crate::capture::LabelMismatch),
 }
 
 /// A finished run: the report, and a problem with the input found part-way
@@ -149,7 +142,7 @@ pub struct Outcome {
     /// The report.
     pub report: Report,
     /// The input problem, if any.
-    pub input_error: Option<pcap::PcapFileError>,
+    pub input_error: Option<crate::capture::PcapFileError>,
 }
 
 /// The first `seq` of this run: the clock in nanoseconds, so a sender name can

@@ -50,6 +50,8 @@ impl ClientOptions {
             mode,
             pacing,
             anomaly_ratio: args.anomaly_ratio,
+            scenario: args.scenario,
+            attack_share: args.attack_share,
             seed: args.seed,
             protocols: config.traffic.protocols.clone(),
             verbose: args.verbose,

@@ -1,10 +1,12 @@
 //! Counting verdicts against the truth the client kept, and the end-of-run
 //! report (text or JSON).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::generate::Truth;
 use crate::eval::metrics::prf_from_counts;
 
 /// Running counts of one client.
@@ -34,35 +36,74 @@ pub struct Tally {
     pub resent: u64,
     /// Reconnections.
     pub reconnects: u64,
+    /// Packets first answered without a score and judged later by the server.
+    pub judged_late: u64,
+    /// Per kind of anomaly sent (size, portscan, …): (sent, flagged).
+    pub kinds: BTreeMap<&'static str, (u64, u64)>,
     /// Verdict latencies in microseconds.
     pub latencies_us: Vec<u64>,
 }
 
 impl Tally {
+    /// Counts one packet sent with this truth.
+    pub fn sent(&mut self, truth: Option<Truth>) {
+        self.sent += 1;
+        if let Some(t) = truth.filter(|t| t.is_anomaly()) {
+            self.injected += 1;
+            self.kinds.entry(t.name()).or_default().0 += 1;
+        }
+    }
+
     /// Records one verdict.
     pub fn record(
         &mut self,
         latency: Duration,
         anomaly: bool,
         score: Option<f64>,
-        truth: Option<bool>,
+        truth: Option<Truth>,
     ) {
         self.acked += 1;
         self.latencies_us.push(latency.as_micros() as u64);
-        if anomaly {
-            self.flagged += 1;
-        }
         if score.is_none() {
             self.unscored += 1;
             return;
         }
-        match (truth, anomaly) {
-            (Some(true), true) => self.tp += 1,
-            (Some(false), true) => self.fp += 1,
-            (Some(true), false) => self.fn_ += 1,
-            _ => {}
+        self.judged(anomaly, truth);
+    }
+
+    /// Records a late verdict for a packet first answered without a score.
+    pub fn record_late(&mut self, anomaly: bool, truth: Option<Truth>) {
+        self.unscored = self.unscored.saturating_sub(1);
+        self.judged_late += 1;
+        self.judged(anomaly, truth);
+    }
+
+    fn judged(&mut self, anomaly: bool, truth: Option<Truth>) {
+        if anomaly {
+            self.flagged += 1;
+        }
+        let Some(truth) = truth else { return };
+        match (truth.is_anomaly(), anomaly) {
+            (true, true) => self.tp += 1,
+            (false, true) => self.fp += 1,
+            (true, false) => self.fn_ += 1,
+            (false, false) => {}
+        }
+        if truth.is_anomaly() && anomaly {
+            self.kinds.entry(truth.name()).or_default().1 += 1;
         }
     }
+}
+
+/// How one kind of anomaly was found.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct KindReport {
+    /// Packets of this kind sent.
+    pub sent: u64,
+    /// Of those, flagged by a model.
+    pub flagged: u64,
+    /// flagged / sent.
+    pub recall: f64,
 }
 
 /// The end-of-run report; `--json` prints it as one object.
@@ -91,8 +132,12 @@ pub struct Report {
     pub recall: f64,
     /// Harmonic mean of the two.
     pub f1: f64,
-    /// Acknowledged before a model existed.
+    /// Acknowledged before a model existed and never judged since.
     pub unscored: u64,
+    /// Answered without a score first, judged later by the server.
+    pub judged_late: u64,
+    /// Per kind of anomaly: sent, flagged, recall.
+    pub kinds: BTreeMap<&'static str, KindReport>,
     /// Median verdict latency, ms.
     pub latency_ms_p50: f64,
     /// 99th percentile verdict latency, ms.
@@ -141,6 +186,26 @@ impl Report {
             recall,
             f1,
             unscored: t.unscored,
+            judged_late: t.judged_late,
+            kinds: t
+                .kinds
+                .iter()
+                .map(|(k, (sent, flagged))| {
+                    let recall = if *sent == 0 {
+                        0.0
+                    } else {
+                        *flagged as f64 / *sent as f64
+                    };
+                    (
+                        *k,
+                        KindReport {
+                            sent: *sent,
+                            flagged: *flagged,
+                            recall,
+                        },
+                    )
+                })
+                .collect(),
             latency_ms_p50: pct(0.5),
             latency_ms_p99: pct(0.99),
             rejected: t.rejected,
@@ -185,13 +250,27 @@ impl Report {
             )),
             Some(injected) => s.push_str(&format!(
                 "anomalies injected {injected}; judged by a trained model: TP {} FP {} FN {} → \
-                 precision {:.3}, recall {:.3}, F1 {:.3} ({} packets answered before a model existed)\n",
+                 precision {:.3}, recall {:.3}, F1 {:.3} ({} packets never judged)\n",
                 self.tp, self.fp, self.fn_, self.precision, self.recall, self.f1, self.unscored
             )),
             None => s.push_str(&format!(
                 "no truth to compare with (replay with --labels FILE for precision/recall); {} unscored\n",
                 self.unscored
             )),
+        }
+        if !self.kinds.is_empty() {
+            let kinds: Vec<String> = self
+                .kinds
+                .iter()
+                .map(|(k, r)| format!("{k} {}/{} ({:.3})", r.flagged, r.sent, r.recall))
+                .collect();
+            s.push_str(&format!("flagged by kind: {}\n", kinds.join(", ")));
+        }
+        if self.judged_late > 0 {
+            s.push_str(&format!(
+                "{} packets were answered before the first model and judged late by it\n",
+                self.judged_late
+            ));
         }
         s.push_str(&format!(
             "verdict latency p50 {:.2} ms, p99 {:.2} ms",
@@ -217,24 +296,49 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::generate::Scenario;
 
     #[test]
-    fn counts_only_scored_packets_for_precision_and_recall() {
-        let mut t = Tally {
-            sent: 6,
-            injected: 3,
-            ..Tally::default()
-        };
+    fn counts_only_scored_packets_for_precision_and_recall_and_by_kind() {
+        let mut t = Tally::default();
+        let (size, scan, normal) = (
+            Some(Truth::Size),
+            Some(Truth::Attack(Scenario::Portscan)),
+            Some(Truth::Normal),
+        );
+        for truth in [size, size, scan, scan, normal, normal, normal] {
+            t.sent(truth);
+        }
         let ms = Duration::from_millis(1);
-        t.record(ms, false, None, Some(true)); // before a model: unscored
-        t.record(ms, true, Some(0.8), Some(true)); // tp
-        t.record(ms, true, Some(0.7), Some(false)); // fp
-        t.record(ms, false, Some(0.4), Some(true)); // fn
-        t.record(ms, false, Some(0.3), Some(false)); // tn
+        t.record(ms, false, None, size); // before a model: unscored
+        t.record(ms, true, Some(0.8), size); // tp
+        t.record(ms, true, Some(0.7), normal); // fp
+        t.record(ms, false, Some(0.4), scan); // fn
+        t.record(ms, false, Some(0.3), normal); // tn
+        t.record(ms, false, None, scan); // unscored, then judged late
+        t.record_late(true, scan); // tp
         let r = Report::new("c", t, true, 0, 1.0);
-        assert_eq!((r.tp, r.fp, r.fn_, r.unscored, r.acked), (1, 1, 1, 1, 5));
-        assert_eq!(r.precision, 0.5);
-        assert_eq!(r.recall, 0.5);
+        assert_eq!((r.tp, r.fp, r.fn_, r.unscored, r.acked), (2, 1, 1, 1, 6));
+        assert_eq!(r.judged_late, 1);
+        assert_eq!(r.injected, Some(4));
+        assert!((r.precision - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(r.recall, 2.0 / 3.0);
+        assert_eq!(
+            r.kinds["size"],
+            KindReport {
+                sent: 2,
+                flagged: 1,
+                recall: 0.5
+            }
+        );
+        assert_eq!(
+            r.kinds["portscan"],
+            KindReport {
+                sent: 2,
+                flagged: 1,
+                recall: 0.5
+            }
+        );
         assert!(!r.complete());
         let json = serde_json::to_value(&r).unwrap();
         for key in [
@@ -249,10 +353,13 @@ mod tests {
             "recall",
             "f1",
             "unscored",
+            "judged_late",
+            "kinds",
             "latency_ms_p50",
             "latency_ms_p99",
         ] {
             assert!(json.get(key).is_some(), "missing {key}");
         }
+        assert!(r.to_text().contains("portscan 1/2"), "{}", r.to_text());
     }
 }

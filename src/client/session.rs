@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::generate::Truth;
 use super::report::Tally;
 
 /// Longest pause between reconnection attempts.
@@ -40,12 +41,17 @@ pub enum SessionError {
 struct InFlight {
     line: Arc<[u8]>,
     first_sent: Instant,
-    truth: Option<bool>,
+    truth: Option<Truth>,
 }
+
+/// Packets answered without a score whose truth is kept for a late verdict, at most.
+const MAX_AWAITING_LATE: usize = 100_000;
 
 #[derive(Default)]
 struct State {
     inflight: BTreeMap<u64, InFlight>,
+    /// The truth of packets answered without a score, by seq, for their late verdict.
+    awaiting_late: std::collections::HashMap<u64, Option<Truth>>,
     tally: Tally,
     /// Connection generation; a reader that ends marks its generation dead.
     generation: u64,
@@ -113,7 +119,7 @@ impl Session {
         &mut self,
         seq: u64,
         line: Vec<u8>,
-        truth: Option<bool>,
+        truth: Option<Truth>,
     ) -> Result<(), SessionError> {
         let line: Arc<[u8]> = Arc::from(line);
         loop {
@@ -131,10 +137,7 @@ impl Session {
                     .unwrap_or_else(|p| p.into_inner());
                 continue;
             }
-            st.tally.sent += 1;
-            if truth == Some(true) {
-                st.tally.injected += 1;
-            }
+            st.tally.sent(truth);
             st.inflight.insert(
                 seq,
                 InFlight {
@@ -323,11 +326,20 @@ fn read_verdicts(stream: TcpStream, shared: Arc<Shared>, generation: u64) {
             continue;
         }
         let Some(seq) = seq else { continue };
+        let anomaly = v.get("anomaly").and_then(Value::as_bool).unwrap_or(false);
+        let score = v.get("score").and_then(Value::as_f64);
+        if v.get("late").and_then(Value::as_bool) == Some(true) {
+            if let Some(truth) = st.awaiting_late.remove(&seq) {
+                st.tally.record_late(anomaly, truth);
+            }
+            continue;
+        }
         let Some(sent) = st.inflight.remove(&seq) else {
             continue;
         };
-        let anomaly = v.get("anomaly").and_then(Value::as_bool).unwrap_or(false);
-        let score = v.get("score").and_then(Value::as_f64);
+        if score.is_none() && st.awaiting_late.len() < MAX_AWAITING_LATE {
+            st.awaiting_late.insert(seq, sent.truth);
+        }
         if v.get("duplicate").and_then(Value::as_bool) == Some(true) {
             st.tally.duplicates += 1;
         }

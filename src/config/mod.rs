@@ -294,6 +294,8 @@ mod tests {
                 value::Kind::Float { max, .. } => vec![max.to_string()],
                 value::Kind::Text | value::Kind::OptionalText => vec!["some text".into()],
                 value::Kind::ProtocolList => vec!["TCP,DNS".into()],
+                value::Kind::NumberList { max, .. } => vec!["".into(), format!("0.5,{max:?}")],
+                value::Kind::Bool => vec!["true".into(), "false".into()],
             };
             for v in values {
                 let mut c = Config::default();
@@ -303,7 +305,10 @@ mod tests {
                     toml::Value::String(s) => s.clone(),
                     toml::Value::Array(a) => a
                         .iter()
-                        .filter_map(|x| x.as_str())
+                        .map(|x| match x {
+                            toml::Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        })
                         .collect::<Vec<_>>()
                         .join(","),
                     other => other.to_string(),

@@ -31,6 +31,17 @@ pub enum Kind {
     },
     /// A non-empty list of protocol names.
     ProtocolList,
+    /// A list of at most `max_len` numbers, each in `(min, max]`, ascending, none twice.
+    NumberList {
+        /// Lower bound (excluded).
+        min: f64,
+        /// Upper bound (included).
+        max: f64,
+        /// Most numbers.
+        max_len: usize,
+    },
+    /// `true` or `false`.
+    Bool,
 }
 
 /// An integer key's kind.
@@ -55,6 +66,10 @@ impl Kind {
                 "a non-empty list of protocol names, each {}",
                 PROTOCOL_NAME_RULE
             ),
+            Kind::NumberList { min, max, max_len } => format!(
+                "a list of at most {max_len} numbers, ascending, each in ({min}, {max}] (empty: none)"
+            ),
+            Kind::Bool => "true or false".into(),
         }
     }
 
@@ -69,7 +84,10 @@ impl Kind {
             } => Some(format!("({min}, {max}]")),
             Kind::Float { min, max, .. } => Some(format!("[{min}, {max}]")),
             Kind::ProtocolList => Some(format!("each {PROTOCOL_NAME_RULE}")),
-            Kind::Text | Kind::OptionalText => None,
+            Kind::NumberList { min, max, max_len } => Some(format!(
+                "at most {max_len}, ascending, each in ({min}, {max}]"
+            )),
+            Kind::Text | Kind::OptionalText | Kind::Bool => None,
         }
     }
 }
@@ -85,6 +103,10 @@ pub enum Checked {
     Float(f64),
     /// A list of names.
     List(Vec<String>),
+    /// A list of numbers within their key's rule.
+    Numbers(Vec<f64>),
+    /// A boolean.
+    Bool(bool),
 }
 
 /// Why a value was refused: what was given, for the message.
@@ -101,6 +123,18 @@ pub fn check_toml(kind: Kind, value: &toml::Value) -> Result<Checked, Refused> {
         (Kind::Int { .. }, toml::Value::Integer(i)) => check_int(kind, *i),
         (Kind::Float { .. }, toml::Value::Float(f)) => check_float(kind, *f),
         (Kind::Float { .. }, toml::Value::Integer(i)) => check_float(kind, *i as f64),
+        (Kind::NumberList { .. }, toml::Value::Array(items)) => {
+            let numbers: Option<Vec<f64>> = items
+                .iter()
+                .map(|item| match item {
+                    toml::Value::Float(f) => Some(*f),
+                    toml::Value::Integer(i) => Some(*i as f64),
+                    _ => None,
+                })
+                .collect();
+            check_numbers(kind, numbers.ok_or_else(refused)?).map_err(|_| refused())
+        }
+        (Kind::Bool, toml::Value::Boolean(b)) => Ok(Checked::Bool(*b)),
         (Kind::ProtocolList, toml::Value::Array(items)) => {
             let names: Option<Vec<String>> = items
                 .iter()
@@ -120,6 +154,20 @@ pub fn check_text(kind: Kind, raw: &str) -> Result<Checked, Refused> {
         Kind::Text | Kind::OptionalText => Ok(Checked::Text(raw.to_string())),
         Kind::Int { .. } => check_int(kind, raw.trim().parse().map_err(|_| refused())?),
         Kind::Float { .. } => check_float(kind, raw.trim().parse().map_err(|_| refused())?),
+        Kind::NumberList { .. } => {
+            let numbers: Result<Vec<f64>, _> = raw
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::parse::<f64>)
+                .collect();
+            check_numbers(kind, numbers.map_err(|_| refused())?).map_err(|_| refused())
+        }
+        Kind::Bool => match raw.trim() {
+            "true" | "1" | "yes" => Ok(Checked::Bool(true)),
+            "false" | "0" | "no" => Ok(Checked::Bool(false)),
+            _ => Err(refused()),
+        },
         Kind::ProtocolList => {
             let names = raw
                 .split(',')
@@ -149,6 +197,22 @@ fn check_float(kind: Kind, f: f64) -> Result<Checked, Refused> {
         Ok(Checked::Float(f))
     } else {
         Err(Refused(f.to_string()))
+    }
+}
+
+fn check_numbers(kind: Kind, numbers: Vec<f64>) -> Result<Checked, Refused> {
+    let Kind::NumberList { min, max, max_len } = kind else {
+        return Err(Refused(String::new()));
+    };
+    let ok = numbers.len() <= max_len
+        && numbers
+            .iter()
+            .all(|v| v.is_finite() && *v > min && *v <= max)
+        && numbers.windows(2).all(|w| w[0] < w[1]);
+    if ok {
+        Ok(Checked::Numbers(numbers))
+    } else {
+        Err(Refused(format!("{numbers:?}")))
     }
 }
 
@@ -217,6 +281,30 @@ impl Setting for Option<String> {
     }
     fn to_toml(&self) -> toml::Value {
         toml::Value::String(self.clone().unwrap_or_default())
+    }
+}
+
+impl Setting for Vec<f64> {
+    fn from_checked(v: Checked) -> Self {
+        match v {
+            Checked::Numbers(l) => l,
+            other => unreachable!("number-list keys are checked as numbers, got {other:?}"),
+        }
+    }
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::Array(self.iter().map(|v| toml::Value::Float(*v)).collect())
+    }
+}
+
+impl Setting for bool {
+    fn from_checked(v: Checked) -> Self {
+        match v {
+            Checked::Bool(b) => b,
+            other => unreachable!("boolean keys are checked as booleans, got {other:?}"),
+        }
+    }
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::Boolean(*self)
     }
 }
 

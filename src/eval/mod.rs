@@ -4,8 +4,10 @@
 //! Fits on every row (labels unused), scores every row, then compares the
 //! scores with the labels. Owns no I/O beyond reading the data file.
 
+pub mod capture;
 pub mod dataset;
 pub mod metrics;
+pub mod stream;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -86,6 +88,26 @@ pub enum EvalError {
     /// No seed to run.
     #[error("--seeds is empty: give at least one seed, e.g. --seeds 0,1,2")]
     NoSeeds,
+    /// A capture file is unusable.
+    #[error(transparent)]
+    Capture(crate::capture::PcapFileError),
+    /// A labels file fits neither form of its capture.
+    #[error(transparent)]
+    Labels(#[from] crate::capture::LabelMismatch),
+    /// No labels file was given or found for a capture.
+    #[error(
+        "{0}: no labels file: give --labels FILE (one 0/1 line per frame or per IP packet), \
+         or put it beside the capture as <capture>.labels"
+    )]
+    NoLabels(PathBuf),
+    /// More labels files than captures.
+    #[error("{labels} labels files for {captures} captures: give at most one --labels per capture, in order")]
+    TooManyLabels {
+        /// Labels files given.
+        labels: usize,
+        /// Captures given.
+        captures: usize,
+    },
 }
 
 /// Quality and speed figures of one run (or their mean).

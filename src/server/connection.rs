@@ -257,11 +257,7 @@ impl<'a> Connection<'a> {
         let (link, _) = self
             .link
             .get_or_insert_with(|| ConnLink::new(self.id, Arc::clone(&self.client)));
-        let mut job = Job {
-            conn: Arc::clone(link),
-            line: self.lines,
-            kind,
-        };
+        let mut job = Job::new(Arc::clone(link), self.lines, kind);
         loop {
             match self.ctx.jobs.send_timeout(job, POLL) {
                 Ok(()) => {
@@ -290,17 +286,20 @@ impl<'a> Connection<'a> {
             } else {
                 None
             };
-            let mut written = 0;
+            let (mut written, mut answers) = (0, 0);
             while let Some(replies) = first.take().or_else(|| rx.try_recv().ok()) {
                 written += replies.len();
                 for reply in &replies {
+                    answers += usize::from(reply.answers_a_line());
                     match reply {
-                        Reply::Verdict(v) => protocol::write_line(&mut self.out, v),
+                        Reply::Verdict(v) | Reply::Late(v) => {
+                            protocol::write_line(&mut self.out, v)
+                        }
                         Reply::Error(e) => protocol::write_line(&mut self.out, e),
                     }
                 }
             }
-            self.outstanding -= written;
+            self.outstanding -= answers;
             link.written(written);
         }
         if !self.out.is_empty() {

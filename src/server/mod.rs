@@ -129,7 +129,7 @@ pub fn run(config: Config, shutdown: Shutdown, opts: RunOptions) -> Result<(), S
     let models = Arc::new(ModelSlot::default());
     let stored_total = {
         let mut c = pool.get().map_err(StoreError::from)?;
-        if let Some(model) = trainer::load_newest(&mut *c)? {
+        if let Some(model) = trainer::load_newest(&mut *c, &config.detector.half_lives)? {
             models.publish(model);
         }
         store::models::stored_packets(&mut *c)?.max(0) as u64
@@ -138,16 +138,13 @@ pub fn run(config: Config, shutdown: Shutdown, opts: RunOptions) -> Result<(), S
     let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(config.server.queue_capacity);
     let stats = Arc::new(Stats::default());
     let slots = Slots::new(config.server.max_clients);
-    let (train_tx, train_rx) = crossbeam_channel::bounded(1);
     let handles = Handles {
         pool: pool.clone(),
         models: Arc::clone(&models),
         stats: Arc::clone(&stats),
-        train: train_tx,
         shutdown: shutdown.clone(),
     };
-    let (worker, trainer) =
-        start_model_threads(&config, handles, train_rx, jobs_rx.clone(), stored_total)?;
+    let (worker, trainer) = start_model_threads(&config, handles, jobs_rx.clone(), stored_total)?;
     {
         // Wake the blocking accept() and the waiting connections at shutdown.
         let wake_addr = crate::net::dialable(local);
@@ -204,11 +201,10 @@ fn bind_ingest(config: &Config) -> Result<(TcpListener, SocketAddr), ServerError
         })
 }
 
-/// Starts the worker on `jobs` and the trainer it asks for models on `train`.
+/// Starts the worker on `jobs` and the trainer thread (models stored by others).
 fn start_model_threads(
     config: &Config,
     handles: Handles,
-    train: Receiver<()>,
     jobs: Receiver<Job>,
     stored_total: u64,
 ) -> Result<(JoinHandle<bool>, JoinHandle<()>), ServerError> {
@@ -226,9 +222,7 @@ fn start_model_threads(
         stored_total,
     );
     let worker = spawn("worker", move || worker.run())?;
-    let trainer = spawn("trainer", move || {
-        trainer::run(pool, cfg, models, train, shutdown)
-    })?;
+    let trainer = spawn("trainer", move || trainer::run(pool, cfg, models, shutdown))?;
     Ok((worker, trainer))
 }
 

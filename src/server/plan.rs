@@ -146,6 +146,8 @@ mod tests {
             src_port: None,
             dst_port: None,
             timestamp: None,
+            tcp_flags: None,
+            icmp_type: None,
         })
     }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::judge::Judged;
 use crate::protocol::{ErrorLine, Packet, Verdict};
 use crate::stats::Stats;
 
@@ -23,6 +24,21 @@ pub struct Job {
     pub line: u64,
     /// What to do.
     pub kind: JobKind,
+    /// The worker's verdict once judged, kept so a retried write never
+    /// judges a packet twice (the judge's state counts each packet once).
+    pub judged: Option<(u64, Judged)>,
+}
+
+impl Job {
+    /// A job for `kind`, not judged yet.
+    pub fn new(conn: Arc<ConnLink>, line: u64, kind: JobKind) -> Job {
+        Job {
+            conn,
+            line,
+            kind,
+            judged: None,
+        }
+    }
 }
 
 /// A packet to store, or a refusal to pass on in order.
@@ -57,6 +73,15 @@ pub enum Reply {
     Verdict(Verdict),
     /// An error line.
     Error(ErrorLine),
+    /// A late verdict for a packet answered earlier (not an answer to a line).
+    Late(Verdict),
+}
+
+impl Reply {
+    /// True when this answers a line (a late verdict does not).
+    pub fn answers_a_line(&self) -> bool {
+        !matches!(self, Reply::Late(_))
+    }
 }
 
 /// The worker's handle on a connection.

@@ -1,29 +1,41 @@
 //! The one worker thread: drains the FIFO in batches and, for each batch, runs
-//! four stages: **plan** (exactly-once: [`super::plan`]), **score** (the model
-//! in use), **write** (one transaction: binary COPY of the new packets, the
-//! counters, the senders' marks) and **answer** (each line's verdict or error,
-//! sent to its connection in arrival order, only after COMMIT).
+//! four stages: **plan** (exactly-once: [`super::plan`]), **judge** (context
+//! features, the model in use, training at fixed packet counts:
+//! [`crate::judge`]), **write** (one transaction: binary COPY of the new
+//! packets, the counters, the senders' marks, late scores) and **answer**
+//! (each line's verdict or error, sent to its connection in arrival order,
+//! only after COMMIT).
 //!
 //! The marks are written in the same transaction as the packets, so a crash
 //! can never leave a packet stored without its mark. After any database error
 //! the cached marks are forgotten and re-read, so a commit whose reply was lost
-//! is recognised on retry instead of being stored twice.
+//! is recognised on retry instead of being stored twice. A packet is judged
+//! once: its verdict is kept on its job, so a retried write reuses it.
+//!
+//! At start the worker replays the newest stored packets into the judge (their
+//! context and the training window), so a restart does not make every source
+//! look new; stored packets still without a score are scored when the first
+//! model arrives, and their senders, if still connected, get a late verdict.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::config::{DetectorConfig, ServerConfig};
-use crate::features::PacketFields;
-use crate::protocol::{ErrorLine, Packet, Verdict};
+use crate::judge::{
+    packet_time, Input, Judge, Judged, Late, ModelHandle, Outcome as Judgement, Stored,
+};
+use crate::protocol::{ErrorLine, Verdict};
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
-use crate::store::ingest::{IngestConn, MinuteCount, NewPacket, SenderMark, StoredVerdict};
-use crate::store::{Pool, StoreError};
-use crate::trainer::{LiveModel, ModelSlot, RetrainSchedule};
+use crate::store::ingest::{
+    BatchWrite, IngestConn, LateScore, MinuteCount, NewPacket, SenderMark, StoredVerdict,
+};
+use crate::store::{models, Pool, StoreError};
+use crate::trainer::{LiveModel, ModelSlot};
 
 use super::plan::{self, Fate, Plan};
 use super::queue::{ConnLink, Job, JobKind, Reply};
@@ -34,22 +46,31 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const REFUSALS_BEFORE_SPLIT: u32 = 3;
 /// After shutdown begins, how long a failing database is retried before giving up.
 const SHUTDOWN_DB_GRACE: Duration = Duration::from_secs(30);
+/// Tags of live packets start here; tags below are stored row ids (history).
+const LIVE_TAGS: u64 = 1 << 63;
 
 /// What the worker shares with the rest of the server.
 pub struct Handles {
     /// The database pool; the worker keeps one connection of it.
     pub pool: Pool,
-    /// The model in use.
+    /// The model in use, as the dashboard and the trainer see it.
     pub models: Arc<ModelSlot>,
     /// Counters.
     pub stats: Arc<Stats>,
-    /// Asks the trainer for a new model.
-    pub train: Sender<()>,
     /// Shutdown flag.
     pub shutdown: Shutdown,
 }
 
-/// The worker: its settings, handles and exactly-once state.
+/// A stored packet waiting for its first score.
+struct Waiting {
+    id: i64,
+    conn: Option<Arc<ConnLink>>,
+    seq: Option<u64>,
+    minute: Option<DateTime<Utc>>,
+    protocol: String,
+}
+
+/// The worker: its settings, handles, exactly-once state and judge.
 pub struct Worker {
     batch_max: usize,
     batch_wait: Duration,
@@ -59,7 +80,14 @@ pub struct Worker {
     conn: Option<IngestConn>,
     /// Committed high-water marks of the senders seen so far.
     marks: HashMap<String, i64>,
-    schedule: RetrainSchedule,
+    judge: Judge,
+    stored_total: u64,
+    waiting: HashMap<u64, Waiting>,
+    /// Late scores judged and not yet committed (kept across retries).
+    late: Vec<(Waiting, Judged)>,
+    /// Models trained and not yet stored.
+    unsaved: Vec<Arc<ModelHandle>>,
+    next_tag: u64,
 }
 
 /// What a committed batch produced.
@@ -88,7 +116,12 @@ impl Worker {
             handles,
             conn: None,
             marks: HashMap::new(),
-            schedule: RetrainSchedule::new(stored_total),
+            judge: Judge::new(detector, stored_total),
+            stored_total,
+            waiting: HashMap::new(),
+            late: Vec::new(),
+            unsaved: Vec::new(),
+            next_tag: LIVE_TAGS,
         }
     }
 
@@ -96,13 +129,18 @@ impl Worker {
     /// Returns false if packets had to be dropped unstored (the database stayed
     /// down through shutdown); none of them was acknowledged.
     pub fn run(mut self) -> bool {
+        self.warm_start();
         let mut batch = Vec::with_capacity(self.batch_max);
         let mut complete = true;
         loop {
-            self.maybe_request_training();
             let first = match self.jobs.recv_timeout(Duration::from_millis(200)) {
                 Ok(job) => job,
-                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Timeout) => {
+                    if !self.late.is_empty() || !self.unsaved.is_empty() {
+                        complete &= self.handle(&mut []);
+                    }
+                    continue;
+                }
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             batch.push(first);
@@ -119,6 +157,70 @@ impl Worker {
             Stats::get(&stats.rejected_lines)
         );
         complete
+    }
+
+    /// Replays the newest stored packets into the judge and puts the stored
+    /// model in use; a database that cannot be read leaves the judge cold.
+    fn warm_start(&mut self) {
+        let window = self.detector.train_window;
+        let history = match self
+            .ingest_conn()
+            .and_then(|c| models::history(c.client(), window))
+        {
+            Ok(h) => h,
+            Err(e) => {
+                log::warn!("cannot read the stored history ({e}); starting with no context");
+                return;
+            }
+        };
+        let base = self.stored_total.saturating_sub(history.len() as u64);
+        self.judge = Judge::new(&self.detector, base);
+        let now = Utc::now();
+        let inputs: Vec<Input<'_>> = history
+            .iter()
+            .map(|h| Input {
+                sender: &h.client,
+                packet: &h.packet,
+                time: packet_time(&h.packet, now),
+                tag: h.id as u64,
+            })
+            .collect();
+        let stored: Vec<Stored> = history
+            .iter()
+            .map(|h| Stored {
+                scored: h.scored,
+                flagged: h.flagged,
+            })
+            .collect();
+        for h in history.iter().filter(|h| !h.scored) {
+            self.waiting.insert(
+                h.id as u64,
+                Waiting {
+                    id: h.id,
+                    conn: None,
+                    seq: None,
+                    minute: None,
+                    protocol: h.packet.protocol.clone(),
+                },
+            );
+        }
+        let model = self.handles.models.current();
+        match self.judge.replay(&inputs, &stored) {
+            Ok(out) => self.take_judgement(out, &mut []),
+            Err(e) => log::warn!("cannot replay the stored history: {e}"),
+        }
+        if let Some(m) = model.filter(|_| self.judge.model().is_none()) {
+            let out = self.judge.adopt(Arc::new(ModelHandle::stored(
+                Arc::clone(&m.detector),
+                m.info.id,
+            )));
+            self.take_judgement(out, &mut []);
+        }
+        log::info!(
+            "context warmed with the newest {} stored packets ({} waiting for a first score)",
+            history.len(),
+            self.judge.pending()
+        );
     }
 
     /// Adds jobs to `batch` until it holds `batch_max` or `batch_wait` passed.
@@ -141,13 +243,12 @@ impl Worker {
     /// halving the batch, so one packet the database refuses is answered with
     /// an error and the others are stored.
     fn handle(&mut self, batch: &mut [Job]) -> bool {
-        let model = self.handles.models.current();
         let mut backoff = Duration::from_millis(100);
         let mut shutdown_since: Option<Instant> = None;
         let mut refusals = 0;
         let started = Instant::now();
         let outcome = loop {
-            let e = match self.persist(batch, model.as_deref()) {
+            let e = match self.persist(batch) {
                 Ok(outcome) => break outcome,
                 Err(e) => e,
             };
@@ -187,16 +288,22 @@ impl Worker {
 
     fn count(&mut self, outcome: &Outcome, batch_len: usize, started: Instant) {
         let stats = &self.handles.stats;
-        stats
-            .commit_seconds
-            .observe(started.elapsed().as_secs_f64());
-        stats.batch_size.observe(batch_len as f64);
-        Stats::add(&stats.batches, 1);
+        if batch_len > 0 {
+            stats
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+            stats.batch_size.observe(batch_len as f64);
+            Stats::add(&stats.batches, 1);
+        }
         Stats::add(&stats.packets_stored, outcome.stored);
         Stats::add(&stats.anomalies, outcome.anomalies);
         Stats::add(&stats.duplicates, outcome.duplicates);
         Stats::add(&stats.rejected_lines, outcome.rejected);
-        self.schedule.stored(outcome.stored);
+        self.stored_total += outcome.stored;
+        let usage = self.judge.usage();
+        Stats::set(&stats.context_entries, usage.entries as u64);
+        Stats::set(&stats.context_bytes, usage.bytes as u64);
+        Stats::set(&stats.context_evictions, usage.evictions);
     }
 
     /// The database keeps refusing `batch` for a reason retrying will not fix:
@@ -244,20 +351,6 @@ impl Worker {
         }
     }
 
-    fn maybe_request_training(&mut self) {
-        let models = &self.handles.models;
-        let current = models.current();
-        let info = current.as_ref().map(|m| &m.info);
-        if self
-            .schedule
-            .should_request(&self.detector, info, models.is_training())
-        {
-            if let Err(TrySendError::Disconnected(())) = self.handles.train.try_send(()) {
-                log::debug!("trainer has stopped; no training requested");
-            }
-        }
-    }
-
     fn ingest_conn(&mut self) -> Result<&mut IngestConn, StoreError> {
         if self.conn.is_none() {
             self.conn = Some(IngestConn::new(self.handles.pool.get()?)?);
@@ -265,28 +358,36 @@ impl Worker {
         Ok(self.conn.as_mut().expect("set just above"))
     }
 
-    /// The four stages for one batch. Pure with respect to `self` except for
-    /// the connection and the marks cache, so a failed attempt can be retried.
-    fn persist(&mut self, batch: &[Job], model: Option<&LiveModel>) -> Result<Outcome, StoreError> {
-        let lines = || batch.iter().map(|j| (&*j.conn.client, &j.kind));
-        self.learn_marks(&plan::unknown_senders(lines(), &self.marks))?;
-        let plan = plan::plan(lines(), &self.marks);
-        let earlier = self.stored_verdicts(&plan)?;
-        let fresh: Vec<(&Job, &Packet)> = plan
-            .fresh
+    /// The stages for one batch. Everything it changes in `self` before the
+    /// commit (marks cache, judged jobs, pending late scores and models) is
+    /// safe to keep when an attempt fails and is retried.
+    fn persist(&mut self, batch: &mut [Job]) -> Result<Outcome, StoreError> {
+        let clients: Vec<Arc<str>> = batch.iter().map(|j| Arc::clone(&j.conn.client)).collect();
+        let view: Vec<(&str, &JobKind)> = clients
             .iter()
-            .filter_map(|&i| match &batch[i].kind {
-                JobKind::Packet(p) => Some((&batch[i], p)),
-                JobKind::Reject { .. } => None,
-            })
+            .zip(batch.iter())
+            .map(|(c, j)| (&**c, &j.kind))
             .collect();
-        let judged = judge(model, &fresh);
-        let rows = self.write(&fresh, &judged, model)?;
-        for (client, seq) in &plan.new_marks {
-            let mark = self.marks.entry(client.to_string()).or_insert(-1);
-            *mark = (*mark).max(*seq);
+        self.learn_marks(&plan::unknown_senders(view.iter().copied(), &self.marks))?;
+        let plan = plan::plan(view.iter().copied(), &self.marks);
+        let earlier = self.stored_verdicts(&plan)?;
+        let fresh = plan.fresh.clone();
+        let new_marks: Vec<(String, i64)> = plan
+            .new_marks
+            .iter()
+            .map(|(c, s)| (c.to_string(), *s))
+            .collect();
+        let fates = plan.fates.clone();
+        drop(view);
+        self.judge_fresh(batch, &fresh);
+        self.save_models()?;
+        let rows = self.write(batch, &fresh)?;
+        for (client, seq) in new_marks {
+            let mark = self.marks.entry(client).or_insert(-1);
+            *mark = (*mark).max(seq);
         }
-        Ok(answer(batch, &plan, &rows, &earlier))
+        self.committed(batch, &fresh, &rows);
+        Ok(answer(batch, &fates, &rows, &earlier))
     }
 
     /// Reads the committed marks of senders not seen since start.
@@ -303,71 +404,234 @@ impl Worker {
     }
 
     /// Verdicts of the resent packets stored by earlier batches.
-    fn stored_verdicts<'a>(
+    fn stored_verdicts(
         &mut self,
-        plan: &Plan<'a>,
-    ) -> Result<HashMap<(&'a str, i64), StoredVerdict>, StoreError> {
+        plan: &Plan<'_>,
+    ) -> Result<HashMap<(String, i64), StoredVerdict>, StoreError> {
         let mut stored = HashMap::new();
         for (client, seqs) in &plan.lookups {
             for (seq, v) in self.ingest_conn()?.stored_verdicts(client, seqs)? {
-                stored.insert((*client, seq), v);
+                stored.insert((client.to_string(), seq), v);
             }
         }
         Ok(stored)
     }
 
-    /// Numbers the new packets and writes them, their counters and the marks
-    /// in one transaction.
+    /// Judges the fresh packets not judged yet (in batch order), first putting
+    /// in use a newer model another process stored.
+    fn judge_fresh(&mut self, batch: &mut [Job], fresh: &[usize]) {
+        self.adopt_newer();
+        let todo: Vec<usize> = fresh
+            .iter()
+            .copied()
+            .filter(|&i| batch[i].judged.is_none())
+            .collect();
+        if todo.is_empty() {
+            return;
+        }
+        let now = Utc::now();
+        let first_tag = self.next_tag;
+        self.next_tag += todo.len() as u64;
+        let out = {
+            let inputs: Vec<Input<'_>> = todo
+                .iter()
+                .enumerate()
+                .filter_map(|(k, &i)| match &batch[i].kind {
+                    JobKind::Packet(p) => Some(Input {
+                        sender: &batch[i].conn.client,
+                        packet: p,
+                        time: packet_time(p, now),
+                        tag: first_tag + k as u64,
+                    }),
+                    JobKind::Reject { .. } => None,
+                })
+                .collect();
+            self.judge.judge(&inputs)
+        };
+        let mut out = match out {
+            Ok(out) => out,
+            Err(e) => {
+                log::error!("judging failed ({e}); the packets are stored without a score");
+                Judgement {
+                    verdicts: vec![unscored(); todo.len()],
+                    ..Judgement::default()
+                }
+            }
+        };
+        for (k, (&i, v)) in todo.iter().zip(out.verdicts.drain(..)).enumerate() {
+            batch[i].judged = Some((first_tag + k as u64, v));
+        }
+        self.take_judgement(out, batch);
+    }
+
+    /// Files what a judgement produced besides its verdicts: late scores (for
+    /// packets of this batch they replace the verdict; for stored ones they
+    /// wait for the commit) and newly trained models.
+    fn take_judgement(&mut self, out: Judgement, batch: &mut [Job]) {
+        for Late { tag, judged } in out.late {
+            if let Some(job) = batch
+                .iter_mut()
+                .find(|j| j.judged.as_ref().is_some_and(|(t, _)| *t == tag))
+            {
+                job.judged = Some((tag, judged));
+            } else if let Some(w) = self.waiting.remove(&tag) {
+                self.late.push((w, judged));
+            }
+        }
+        self.unsaved.extend(out.trained);
+    }
+
+    /// Puts in use a model another process stored that is newer than ours.
+    fn adopt_newer(&mut self) {
+        let Some(current) = self.handles.models.current() else {
+            return;
+        };
+        let ours = self.judge.model().map(|m| m.id());
+        if matches!(ours, Some(None)) || ours.flatten().is_some_and(|id| id >= current.info.id) {
+            return;
+        }
+        log::info!("using model {} stored by another process", current.info.id);
+        let handle = ModelHandle::stored(Arc::clone(&current.detector), current.info.id);
+        let out = self.judge.adopt(Arc::new(handle));
+        self.take_judgement(out, &mut []);
+    }
+
+    /// Stores the models trained since the last commit and puts the newest in the slot.
+    fn save_models(&mut self) -> Result<(), StoreError> {
+        while let Some(m) = self.unsaved.first().cloned() {
+            let cfg = self.detector.clone();
+            let info = models::save(self.ingest_conn()?.client(), &m.detector, &cfg)?;
+            m.set_id(info.id);
+            log::info!(
+                "trained model {} on {} packets: threshold {:.4}",
+                info.id,
+                info.training_rows,
+                info.threshold
+            );
+            Stats::add(&self.handles.stats.models_trained, 1);
+            self.handles.models.publish(LiveModel {
+                info,
+                detector: Arc::clone(&m.detector),
+            });
+            self.unsaved.remove(0);
+        }
+        Ok(())
+    }
+
+    /// Numbers the new packets and writes them, their counters, the marks and
+    /// the late scores in one transaction.
     fn write<'a>(
         &mut self,
-        fresh: &[(&'a Job, &'a Packet)],
-        judged: &[(bool, Option<f64>)],
-        model: Option<&LiveModel>,
+        batch: &'a [Job],
+        fresh: &[usize],
     ) -> Result<Vec<NewPacket<'a>>, StoreError> {
         let now = Utc::now();
         let ids = self.ingest_conn()?.take_ids(fresh.len())?;
-        let model_id = model.map(|m| m.info.id);
         let rows: Vec<NewPacket<'a>> = fresh
             .iter()
-            .zip(judged)
             .zip(ids)
-            .map(|(((job, p), &(anomaly, score)), id)| NewPacket {
-                id,
-                packet: p,
-                timestamp: p.timestamp.unwrap_or(now),
-                client: &job.conn.client,
-                anomaly,
-                score,
-                model_id,
+            .filter_map(|(&i, id)| {
+                let job = &batch[i];
+                let JobKind::Packet(p) = &job.kind else {
+                    return None;
+                };
+                let v = job.judged.as_ref().map(|(_, v)| v);
+                Some(NewPacket {
+                    id,
+                    packet: p,
+                    timestamp: p.timestamp.unwrap_or(now),
+                    client: &job.conn.client,
+                    anomaly: v.is_some_and(|v| v.anomaly),
+                    score: v.and_then(|v| v.score),
+                    model_id: v.and_then(|v| v.model.as_ref()).and_then(|m| m.id()),
+                    features: v.and_then(|v| v.features.as_deref()),
+                })
             })
             .collect();
-        let minutes = MinuteCount::of_batch(&rows, now);
-        let senders = SenderMark::of_batch(&rows);
-        self.ingest_conn()?.write(&rows, &minutes, &senders)?;
+        let late: Vec<LateScore<'_>> = self
+            .late
+            .iter()
+            .map(|(w, j)| LateScore {
+                id: w.id,
+                score: j.score.unwrap_or(0.0),
+                anomaly: j.anomaly,
+                model_id: j.model.as_ref().and_then(|m| m.id()),
+                features: j.features.as_deref(),
+                minute: w.minute,
+                protocol: &w.protocol,
+            })
+            .collect();
+        let write = BatchWrite {
+            minutes: MinuteCount::of_batch(&rows, now),
+            senders: SenderMark::of_batch(&rows),
+            rows: &rows,
+            late: &late,
+        };
+        let result = self.conn.as_mut().expect("taken above").write(&write);
+        drop(late);
+        result?;
         Ok(rows)
+    }
+
+    /// After the commit: remember the packets stored without a score, and
+    /// send the late verdicts that are now stored.
+    fn committed(&mut self, batch: &[Job], fresh: &[usize], rows: &[NewPacket<'_>]) {
+        let now = Utc::now();
+        let minute = now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now);
+        for (&i, row) in fresh.iter().zip(rows) {
+            let job = &batch[i];
+            if let Some((tag, v)) = &job.judged {
+                if v.score.is_none() {
+                    self.waiting.insert(
+                        *tag,
+                        Waiting {
+                            id: row.id,
+                            conn: Some(Arc::clone(&job.conn)),
+                            seq: row.packet.seq,
+                            minute: Some(minute),
+                            protocol: row.packet.protocol.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        let late = std::mem::take(&mut self.late);
+        Stats::add(&self.handles.stats.judged_late, late.len() as u64);
+        Stats::add(
+            &self.handles.stats.anomalies,
+            late.iter().filter(|(_, j)| j.anomaly).count() as u64,
+        );
+        for (w, j) in late {
+            if let Some(conn) = w.conn {
+                let verdict = Verdict {
+                    seq: w.seq,
+                    id: w.id,
+                    anomaly: j.anomaly,
+                    score: j.score,
+                    duplicate: false,
+                    late: true,
+                };
+                conn.deliver(vec![Reply::Late(verdict)], &self.handles.stats);
+            }
+        }
     }
 }
 
-/// Each new packet's verdict under `model`: (anomaly, score); unscored when
-/// no model exists yet.
-fn judge(model: Option<&LiveModel>, fresh: &[(&Job, &Packet)]) -> Vec<(bool, Option<f64>)> {
-    match model {
-        None => vec![(false, None); fresh.len()],
-        Some(m) => m
-            .detector
-            .score(fresh.iter().map(|(_, p)| PacketFields::from(*p)))
-            .into_iter()
-            .map(|s| (m.detector.is_anomaly(s), Some(s)))
-            .collect(),
+fn unscored() -> Judged {
+    Judged {
+        score: None,
+        anomaly: false,
+        model: None,
+        features: None,
     }
 }
 
 /// Every line's answer once the batch is committed.
 fn answer(
     batch: &[Job],
-    plan: &Plan<'_>,
+    fates: &[Fate],
     rows: &[NewPacket<'_>],
-    earlier: &HashMap<(&str, i64), StoredVerdict>,
+    earlier: &HashMap<(String, i64), StoredVerdict>,
 ) -> Outcome {
     let mut outcome = Outcome {
         replies: Vec::with_capacity(batch.len()),
@@ -382,8 +646,9 @@ fn answer(
         anomaly: r.anomaly,
         score: r.score,
         duplicate,
+        late: false,
     };
-    for (job, fate) in batch.iter().zip(&plan.fates) {
+    for (job, fate) in batch.iter().zip(fates) {
         let error = |seq: Option<u64>, error: String, closing: bool| {
             Reply::Error(ErrorLine {
                 line: job.line,
@@ -398,7 +663,7 @@ fn answer(
                 outcome.duplicates += 1;
                 Reply::Verdict(verdict_of(&rows[*i], true))
             }
-            Fate::Stored(seq) => match earlier.get(&(&*job.conn.client, *seq)) {
+            Fate::Stored(seq) => match earlier.get(&(job.conn.client.to_string(), *seq)) {
                 Some(v) => {
                     outcome.duplicates += 1;
                     Reply::Verdict(Verdict {
@@ -407,6 +672,7 @@ fn answer(
                         anomaly: v.anomaly,
                         score: v.score,
                         duplicate: true,
+                        late: false,
                     })
                 }
                 None => {

@@ -19,11 +19,11 @@ const ID_BLOCK: i64 = 65_536;
 /// The COPY statement of a batch (also used by the benchmarks' ceiling).
 pub const COPY_PACKETS: &str =
     "COPY packets (id, source_ip, dest_ip, packet_size, protocol, \"timestamp\", \
-     anomaly_flag, anomaly_score, src_port, dst_port, client, client_seq, model_id) \
-     FROM STDIN (FORMAT binary)";
+     anomaly_flag, anomaly_score, src_port, dst_port, client, client_seq, model_id, \
+     tcp_flags, icmp_type, features) FROM STDIN (FORMAT binary)";
 
 /// Column types of [`COPY_PACKETS`], in order.
-pub const COPY_TYPES: [Type; 13] = [
+pub const COPY_TYPES: [Type; 16] = [
     Type::INT8,
     Type::INET,
     Type::INET,
@@ -37,6 +37,9 @@ pub const COPY_TYPES: [Type; 13] = [
     Type::TEXT,
     Type::INT8,
     Type::INT8,
+    Type::INT2,
+    Type::INT2,
+    Type::FLOAT4_ARRAY,
 ];
 
 /// A packet about to be stored, with its verdict.
@@ -56,6 +59,41 @@ pub struct NewPacket<'a> {
     pub score: Option<f64>,
     /// That model.
     pub model_id: Option<i64>,
+    /// Its feature row, when flagged (to explain it later).
+    pub features: Option<&'a [f32]>,
+}
+
+/// A score given late to a packet stored without one.
+#[derive(Debug, Clone)]
+pub struct LateScore<'a> {
+    /// Row id.
+    pub id: i64,
+    /// Score.
+    pub score: f64,
+    /// Verdict.
+    pub anomaly: bool,
+    /// The model that judged it.
+    pub model_id: Option<i64>,
+    /// Its feature row, when flagged.
+    pub features: Option<&'a [f32]>,
+    /// The minute its row was counted in (`None`: unknown, e.g. stored
+    /// before this server started; only the totals are corrected then).
+    pub minute: Option<DateTime<Utc>>,
+    /// Its protocol.
+    pub protocol: &'a str,
+}
+
+/// Everything one batch transaction writes.
+#[derive(Debug)]
+pub struct BatchWrite<'r, 'l> {
+    /// New packets.
+    pub rows: &'r [NewPacket<'r>],
+    /// Per-minute, per-protocol counts of the new packets.
+    pub minutes: Vec<MinuteCount>,
+    /// Senders' progress.
+    pub senders: Vec<SenderMark>,
+    /// Late scores for packets stored earlier.
+    pub late: &'l [LateScore<'l>],
 }
 
 /// One row of `traffic_minutes` to add.
@@ -158,6 +196,8 @@ pub struct IngestConn {
     minutes: Statement,
     totals: Statement,
     senders: Statement,
+    late: Statement,
+    late_features: Statement,
     next_id: i64,
     end_id: i64,
 }
@@ -190,6 +230,12 @@ impl IngestConn {
              ON CONFLICT (client) DO UPDATE SET last_seq = GREATEST(s.last_seq, EXCLUDED.last_seq), \
              packets = s.packets + EXCLUDED.packets, last_seen = now()",
         )?;
+        let late = conn.prepare(
+            "UPDATE packets AS p SET anomaly_score = u.score, anomaly_flag = u.flag, model_id = u.model \
+             FROM unnest($1::int8[], $2::float8[], $3::bool[], $4::int8[]) AS u(id, score, flag, model) \
+             WHERE p.id = u.id",
+        )?;
+        let late_features = conn.prepare("UPDATE packets SET features = $2 WHERE id = $1")?;
         Ok(IngestConn {
             conn,
             reserve,
@@ -198,6 +244,8 @@ impl IngestConn {
             minutes,
             totals,
             senders,
+            late,
+            late_features,
             next_id: 0,
             end_id: 0,
         })
@@ -251,24 +299,26 @@ impl IngestConn {
             .collect())
     }
 
+    /// The underlying connection (for the model and history queries).
+    pub fn client(&mut self) -> &mut postgres::Client {
+        &mut self.conn
+    }
+
     /// Writes one batch in one transaction; nothing is visible until it commits.
-    pub fn write(
-        &mut self,
-        rows: &[NewPacket<'_>],
-        minutes: &[MinuteCount],
-        senders: &[SenderMark],
-    ) -> Result<(), StoreError> {
+    pub fn write(&mut self, batch: &BatchWrite<'_, '_>) -> Result<(), StoreError> {
         let mut tx = self.conn.transaction()?;
-        if !rows.is_empty() {
+        if !batch.rows.is_empty() {
             let sink = tx.copy_in(COPY_PACKETS)?;
             let mut writer = BinaryCopyInWriter::new(sink, &COPY_TYPES);
-            for r in rows {
+            for r in batch.rows {
                 let p = r.packet;
                 let size = i32::from(p.packet_size);
                 let src_port = p.src_port.map(i32::from);
                 let dst_port = p.dst_port.map(i32::from);
                 let seq = p.seq.map(|s| s as i64);
-                let values: [&(dyn ToSql + Sync); 13] = [
+                let flags = p.tcp_flags.map(i16::from);
+                let icmp = p.icmp_type.map(i16::from);
+                let values: [&(dyn ToSql + Sync); 16] = [
                     &r.id,
                     &p.source_ip,
                     &p.dest_ip,
@@ -282,11 +332,15 @@ impl IngestConn {
                     &r.client,
                     &seq,
                     &r.model_id,
+                    &flags,
+                    &icmp,
+                    &r.features,
                 ];
                 writer.write(&values)?;
             }
             writer.finish()?;
         }
+        let (minutes, totals) = counter_changes(batch);
         if !minutes.is_empty() {
             let minute: Vec<DateTime<Utc>> = minutes.iter().map(|m| m.minute).collect();
             let protocol: Vec<&str> = minutes.iter().map(|m| m.protocol.as_str()).collect();
@@ -297,17 +351,63 @@ impl IngestConn {
                 &self.minutes,
                 &[&minute, &protocol, &packets, &bytes, &anomalies],
             )?;
-            // A batch lies within one minute, so its per-minute rows are also
-            // its per-protocol totals.
+        }
+        if !totals.is_empty() {
+            let protocol: Vec<&str> = totals.iter().map(|m| m.protocol.as_str()).collect();
+            let packets: Vec<i64> = totals.iter().map(|m| m.packets).collect();
+            let bytes: Vec<i64> = totals.iter().map(|m| m.bytes).collect();
+            let anomalies: Vec<i64> = totals.iter().map(|m| m.anomalies).collect();
             tx.execute(&self.totals, &[&protocol, &packets, &bytes, &anomalies])?;
         }
-        if !senders.is_empty() {
-            let client: Vec<&str> = senders.iter().map(|s| s.client.as_str()).collect();
-            let last: Vec<i64> = senders.iter().map(|s| s.last_seq).collect();
-            let packets: Vec<i64> = senders.iter().map(|s| s.packets).collect();
+        if !batch.senders.is_empty() {
+            let s = &batch.senders;
+            let client: Vec<&str> = s.iter().map(|s| s.client.as_str()).collect();
+            let last: Vec<i64> = s.iter().map(|s| s.last_seq).collect();
+            let packets: Vec<i64> = s.iter().map(|s| s.packets).collect();
             tx.execute(&self.senders, &[&client, &last, &packets])?;
+        }
+        if !batch.late.is_empty() {
+            let l = batch.late;
+            let ids: Vec<i64> = l.iter().map(|x| x.id).collect();
+            let scores: Vec<f64> = l.iter().map(|x| x.score).collect();
+            let flags: Vec<bool> = l.iter().map(|x| x.anomaly).collect();
+            let models: Vec<Option<i64>> = l.iter().map(|x| x.model_id).collect();
+            tx.execute(&self.late, &[&ids, &scores, &flags, &models])?;
+            for x in l.iter().filter(|x| x.features.is_some()) {
+                tx.execute(&self.late_features, &[&x.id, &x.features])?;
+            }
         }
         tx.commit()?;
         Ok(())
+    }
+}
+
+/// The counter rows a batch adds: per minute and protocol, and per protocol.
+/// New packets count in full; a late anomaly adds one anomaly to its
+/// protocol's total and, when its minute is known, to that minute.
+fn counter_changes(batch: &BatchWrite<'_, '_>) -> (Vec<MinuteCount>, Vec<MinuteCount>) {
+    let mut minutes = batch.minutes.clone();
+    let mut totals: Vec<MinuteCount> = batch.minutes.clone();
+    for l in batch.late.iter().filter(|l| l.anomaly) {
+        if let Some(minute) = l.minute {
+            add_anomaly(&mut minutes, minute, l.protocol);
+        }
+        add_anomaly(&mut totals, DateTime::<Utc>::UNIX_EPOCH, l.protocol);
+    }
+    (minutes, totals)
+}
+
+fn add_anomaly(counts: &mut Vec<MinuteCount>, minute: DateTime<Utc>, protocol: &str) {
+    match counts.iter_mut().find(|m| {
+        m.protocol == protocol && (m.minute == minute || minute == DateTime::<Utc>::UNIX_EPOCH)
+    }) {
+        Some(m) => m.anomalies += 1,
+        None => counts.push(MinuteCount {
+            minute,
+            protocol: protocol.to_string(),
+            packets: 0,
+            bytes: 0,
+            anomalies: 1,
+        }),
     }
 }

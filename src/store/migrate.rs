@@ -12,6 +12,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_traffic_totals.sql",
         include_str!("../../sql/0002_traffic_totals.sql"),
     ),
+    (
+        "0003_packet_context.sql",
+        include_str!("../../sql/0003_packet_context.sql"),
+    ),
 ];
 
 /// Arbitrary key for the advisory lock that keeps two servers from migrating at once.

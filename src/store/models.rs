@@ -1,10 +1,12 @@
-//! The `models` table and the training data query.
+//! The `models` table, and the stored history that training replays.
 
 use chrono::{DateTime, Utc};
 use postgres::GenericClient;
 
 use super::StoreError;
-use crate::detector::{Detector, TrainingPacket};
+use crate::config::DetectorConfig;
+use crate::detector::Detector;
+use crate::protocol::Packet;
 
 /// A stored model's row, without the detector.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,52 +32,92 @@ pub fn stored_packets(c: &mut impl GenericClient) -> Result<i64, StoreError> {
     Ok(row.get(0))
 }
 
-/// The newest `limit` packets' training fields, newest first.
-pub fn training_packets(
-    c: &mut impl GenericClient,
-    limit: usize,
-) -> Result<Vec<TrainingPacket>, StoreError> {
-    let rows = c.query(
-        "SELECT packet_size, protocol, dst_port FROM packets ORDER BY id DESC LIMIT $1",
-        &[&(limit as i64)],
-    )?;
-    rows.iter()
-        .map(|r| {
-            let size: i32 = r.get(0);
-            let port: Option<i32> = r.get(2);
-            Ok(TrainingPacket {
-                packet_size: u16::try_from(size)
-                    .map_err(|_| StoreError::Data(format!("packet_size {size} out of range")))?,
-                protocol: r.get(1),
-                dst_port: port.and_then(|p| u16::try_from(p).ok()),
-            })
-        })
-        .collect()
+/// A stored packet as the judge replays it.
+#[derive(Debug, Clone)]
+pub struct StoredPacket {
+    /// Row id.
+    pub id: i64,
+    /// Sender.
+    pub client: String,
+    /// The record (its timestamp is the stored packet time).
+    pub packet: Packet,
+    /// Judged by a model when stored (false: still waits for a score).
+    pub scored: bool,
+    /// Flagged as an anomaly.
+    pub flagged: bool,
 }
 
-/// Stores a trained detector; returns its row.
-pub fn save(c: &mut impl GenericClient, detector: &Detector) -> Result<ModelInfo, StoreError> {
-    let f = detector.forest();
-    let p = f.params();
+/// The newest `limit` stored packets, oldest first (the order they came in).
+pub fn history(c: &mut impl GenericClient, limit: usize) -> Result<Vec<StoredPacket>, StoreError> {
+    let rows = c.query(
+        "SELECT id, client, source_ip, dest_ip, packet_size, protocol, src_port, dst_port, \
+         \"timestamp\", tcp_flags, icmp_type, anomaly_score IS NOT NULL, anomaly_flag \
+         FROM packets ORDER BY id DESC LIMIT $1",
+        &[&(limit as i64)],
+    )?;
+    let mut out: Vec<StoredPacket> = rows
+        .iter()
+        .map(|r| {
+            let port = |i: usize| {
+                r.get::<_, Option<i32>>(i)
+                    .and_then(|p| u16::try_from(p).ok())
+            };
+            let byte = |i: usize| {
+                r.get::<_, Option<i16>>(i)
+                    .and_then(|v| u8::try_from(v).ok())
+            };
+            let size: i32 = r.get(4);
+            Ok(StoredPacket {
+                id: r.get(0),
+                client: r.get(1),
+                packet: Packet {
+                    seq: None,
+                    source_ip: r.get(2),
+                    dest_ip: r.get(3),
+                    packet_size: u16::try_from(size).map_err(|_| {
+                        StoreError::Data(format!("packet_size {size} out of range"))
+                    })?,
+                    protocol: r.get(5),
+                    src_port: port(6),
+                    dst_port: port(7),
+                    timestamp: Some(r.get(8)),
+                    tcp_flags: byte(9),
+                    icmp_type: byte(10),
+                },
+                scored: r.get(11),
+                flagged: r.get(12),
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    out.reverse();
+    Ok(out)
+}
+
+/// Stores a detector trained under `cfg`; returns its row.
+pub fn save(
+    c: &mut impl GenericClient,
+    detector: &Detector,
+    cfg: &DetectorConfig,
+) -> Result<ModelInfo, StoreError> {
     let row = c.query_one(
         "INSERT INTO models (trees, sample_size, contamination, seed, threshold, training_rows, detector) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, created_at",
         &[
-            &(p.trees() as i32),
-            &(p.sample_size() as i32),
-            &p.contamination(),
-            &(p.seed() as i64),
-            &f.threshold(),
-            &(f.training_rows() as i64),
+            &(detector.trees() as i32),
+            &(cfg.sample_size as i32),
+            &detector.contamination(),
+            &(cfg.seed as i64),
+            &detector.threshold(),
+            &(detector.training_rows() as i64),
             &detector.to_json(),
         ],
     )?;
     Ok(ModelInfo {
         id: row.get(0),
         created_at: row.get(1),
-        training_rows: f.training_rows() as i64,
-        threshold: f.threshold(),
-        contamination: p.contamination(),
+        training_rows: detector.training_rows() as i64,
+        threshold: detector.threshold(),
+        contamination: detector.contamination(),
     })
 }
 
@@ -85,9 +127,11 @@ pub fn newest_id(c: &mut impl GenericClient) -> Result<Option<i64>, StoreError> 
 }
 
 /// Loads model `id` with its detector; `None` when there is no such model.
+/// `half_lives` are this process's context half-lives, which the model's must match.
 pub fn load(
     c: &mut impl GenericClient,
     id: i64,
+    half_lives: &[f64],
 ) -> Result<Option<(ModelInfo, Detector)>, StoreError> {
     let Some(row) = c.query_opt(
         "SELECT id, created_at, training_rows, threshold, contamination, detector FROM models WHERE id = $1",
@@ -97,8 +141,8 @@ pub fn load(
         return Ok(None);
     };
     let text: String = row.get(5);
-    let detector =
-        Detector::from_json(&text).map_err(|e| StoreError::Data(format!("model {id}: {e}")))?;
+    let detector = Detector::from_json(&text, half_lives)
+        .map_err(|e| StoreError::Data(format!("model {id}: {e}")))?;
     Ok(Some((
         ModelInfo {
             id: row.get(0),

@@ -73,6 +73,13 @@ pub struct PacketRow {
     pub anomaly: bool,
     /// Model that judged it.
     pub model_id: Option<i64>,
+    /// TCP flag bits.
+    pub tcp_flags: Option<i16>,
+    /// ICMP message type.
+    pub icmp_type: Option<i16>,
+    /// The feature row it was judged on, kept for flagged packets.
+    #[serde(skip)]
+    pub features: Option<Vec<f32>>,
 }
 
 /// Filters of the packet list.
@@ -92,7 +99,8 @@ pub struct PacketFilter {
 
 const PACKET_COLUMNS: &str =
     "id, \"timestamp\", client, client_seq, host(source_ip), host(dest_ip), \
-     packet_size, protocol, src_port, dst_port, anomaly_score, anomaly_flag, model_id";
+     packet_size, protocol, src_port, dst_port, anomaly_score, anomaly_flag, model_id, \
+     tcp_flags, icmp_type";
 
 fn packet_row(r: &postgres::Row) -> PacketRow {
     PacketRow {
@@ -109,6 +117,9 @@ fn packet_row(r: &postgres::Row) -> PacketRow {
         score: r.get(10),
         anomaly: r.get(11),
         model_id: r.get(12),
+        tcp_flags: r.get(13),
+        icmp_type: r.get(14),
+        features: r.try_get(15).ok().flatten(),
     }
 }
 
@@ -192,10 +203,10 @@ pub fn packets(c: &mut impl GenericClient, f: &PacketFilter) -> Result<Vec<Packe
     Ok(c.query(&sql, &params)?.iter().map(packet_row).collect())
 }
 
-/// One packet by id.
+/// One packet by id, with its feature row when it has one.
 pub fn packet(c: &mut impl GenericClient, id: i64) -> Result<Option<PacketRow>, StoreError> {
     Ok(c.query_opt(
-        &format!("SELECT {PACKET_COLUMNS} FROM packets WHERE id = $1"),
+        &format!("SELECT {PACKET_COLUMNS}, features FROM packets WHERE id = $1"),
         &[&id],
     )?
     .map(|r| packet_row(&r)))

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::features::PacketFields;
+use crate::detector::Subject;
 use crate::protocol::is_valid_protocol_name;
 use crate::stats::Stats;
 use crate::store::{queries, StoreError};
@@ -236,17 +236,37 @@ fn packet_detail(req: &ApiRequest, state: &WebState, id: &str) -> ApiResponse {
         },
         None => None,
     };
-    let (threshold, explanation, note) = match &detector {
-        Some(d) => {
-            let fields = PacketFields::from_stored(row.packet_size, &row.protocol, row.dst_port);
-            (Some(d.forest().threshold()), Some(d.explain(&fields)), None)
+    let (threshold, explanation, note) = match (&detector, &row.features) {
+        (Some(d), Some(features)) => {
+            let values: Vec<f64> = features.iter().map(|v| f64::from(*v)).collect();
+            let port = |p: Option<i32>| p.and_then(|p| u16::try_from(p).ok());
+            let byte = |v: Option<i16>| v.and_then(|v| u8::try_from(v).ok());
+            let subject = Subject {
+                src: &row.source_ip,
+                dst: &row.dest_ip,
+                protocol: &row.protocol,
+                port: port(row.dst_port),
+                client_is_source: crate::context::client_is_source(
+                    &row.protocol,
+                    port(row.src_port),
+                    port(row.dst_port),
+                    byte(row.tcp_flags),
+                    byte(row.icmp_type),
+                ),
+            };
+            (Some(d.threshold()), d.explain(&values, &subject).ok(), None)
         }
-        None if row.model_id.is_none() => (
+        (Some(d), None) => (
+            Some(d.threshold()),
+            None,
+            Some("not flagged: its score is at or below the threshold, so nothing isolated it"),
+        ),
+        (None, _) if row.model_id.is_none() => (
             None,
             None,
             Some("stored before any model existed: no score to explain"),
         ),
-        None => (
+        (None, _) => (
             None,
             None,
             Some("the model that judged this packet is no longer stored"),

@@ -158,7 +158,8 @@ impl WebState {
             return Ok(Some(Arc::clone(d)));
         }
         let mut c = self.pool.get()?;
-        let Some((_, detector)) = models::load(&mut *c, id)? else {
+        let Some((_, detector)) = models::load(&mut *c, id, &self.settings.detector.half_lives)?
+        else {
             return Ok(None);
         };
         let detector = Arc::new(detector);

@@ -1,24 +1,19 @@
 //! Reading a capture file (pcap or pcapng) into packet records.
 //!
-//! Link types: Ethernet (VLAN tags allowed), Linux cooked capture v1 (SLL) and
-//! v2 (SLL2), raw IP. Network: IPv4 and IPv6. Transport: TCP, UDP, ICMP,
-//! ICMPv6 (others are sent under their IP protocol name). `packet_size` is
-//! the IP packet length from the IP header, not the captured length, so
-//! captures cut by a snap length still report true sizes. Frames that carry no
-//! IP packet are skipped and counted. A truncated or corrupt file stops with an
-//! error naming the byte offset; the frames before it are kept.
+//! Each frame becomes a record through [`super::frame::decode`] (the one
+//! converter, shared with live capture). A truncated or corrupt file stops
+//! with an error naming the byte offset; the frames before it are kept.
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use etherparse::{IpNumber, LaxNetSlice, LaxSlicedPacket, TransportSlice};
 use pcap_file::pcap::PcapParser;
 use pcap_file::pcapng::{Block, PcapNgParser};
-use pcap_file::{DataLink, PcapError};
+use pcap_file::PcapError;
 
 use crate::protocol::Packet;
+
+use super::frame::decode;
 
 /// A frame of the capture.
 #[derive(Debug, Clone, PartialEq)]
@@ -227,123 +222,4 @@ fn resolution(
             Duration::ZERO
         }
     }
-}
-
-/// Decodes one frame into a packet record, or `None` when it carries no IP packet.
-pub fn decode(link: DataLink, data: &[u8], time: Duration) -> Option<Packet> {
-    let sliced = match link {
-        DataLink::ETHERNET => LaxSlicedPacket::from_ethernet(data).ok()?,
-        DataLink::RAW | DataLink::IPV4 | DataLink::IPV6 => LaxSlicedPacket::from_ip(data).ok()?,
-        DataLink::LINUX_SLL => ip_after(data, 16, 14)?,
-        DataLink::LINUX_SLL2 => ip_after(data, 20, 0)?,
-        _ => return None,
-    };
-    let (source_ip, dest_ip, size, proto): (IpAddr, IpAddr, usize, IpNumber) = match sliced.net? {
-        LaxNetSlice::Ipv4(ip) => {
-            let h = ip.header();
-            let total = usize::from(h.total_len());
-            // TSO captures report 0: fall back to the bytes captured.
-            let size = if total == 0 {
-                ip.payload().payload.len() + h.slice().len()
-            } else {
-                total
-            };
-            (
-                h.source_addr().into(),
-                h.destination_addr().into(),
-                size,
-                h.protocol(),
-            )
-        }
-        LaxNetSlice::Ipv6(ip) => {
-            let h = ip.header();
-            let size = 40 + usize::from(h.payload_length());
-            (
-                h.source_addr().into(),
-                h.destination_addr().into(),
-                size,
-                ip.payload().ip_number,
-            )
-        }
-    };
-    let (src_port, dst_port, transport) = match &sliced.transport {
-        Some(TransportSlice::Tcp(t)) => (Some(t.source_port()), Some(t.destination_port()), "TCP"),
-        Some(TransportSlice::Udp(u)) => (Some(u.source_port()), Some(u.destination_port()), "UDP"),
-        Some(TransportSlice::Icmpv4(_)) => (None, None, "ICMP"),
-        Some(TransportSlice::Icmpv6(_)) => (None, None, "ICMPV6"),
-        None => (None, None, ""),
-    };
-    let protocol = if !transport.is_empty() {
-        match (transport, src_port, dst_port) {
-            ("TCP", Some(s), Some(d)) if s == 443 || d == 443 => "HTTPS".to_string(),
-            ("TCP", Some(s), Some(d)) if s == 80 || d == 80 => "HTTP".to_string(),
-            (t, _, _) => t.to_string(),
-        }
-    } else {
-        ip_protocol_name(proto)
-    };
-    Some(Packet {
-        seq: None,
-        source_ip,
-        dest_ip,
-        packet_size: u16::try_from(size).unwrap_or(u16::MAX),
-        protocol,
-        src_port,
-        dst_port,
-        timestamp: DateTime::<Utc>::from_timestamp(time.as_secs() as i64, time.subsec_nanos()),
-    })
-}
-
-/// The IP packet after a cooked-capture header whose EtherType sits at `proto_at`.
-fn ip_after(data: &[u8], header_len: usize, proto_at: usize) -> Option<LaxSlicedPacket<'_>> {
-    let ether_type = u16::from_be_bytes([*data.get(proto_at)?, *data.get(proto_at + 1)?]);
-    if ether_type != 0x0800 && ether_type != 0x86dd {
-        return None;
-    }
-    LaxSlicedPacket::from_ip(data.get(header_len..)?).ok()
-}
-
-/// A name for an IP protocol number whose transport header was not decoded.
-fn ip_protocol_name(n: IpNumber) -> String {
-    match n.0 {
-        1 => "ICMP".into(),
-        6 => "TCP".into(),
-        17 => "UDP".into(),
-        47 => "GRE".into(),
-        50 => "ESP".into(),
-        51 => "AH".into(),
-        58 => "ICMPV6".into(),
-        132 => "SCTP".into(),
-        other => format!("IP-{other}"),
-    }
-}
-
-/// Reads a labels file: one 0 or 1 per frame of the capture, in order.
-pub fn read_labels(path: &Path) -> Result<Vec<bool>, PcapFileError> {
-    let text = std::fs::read_to_string(path).map_err(|e| PcapFileError {
-        file: path.to_path_buf(),
-        offset: 0,
-        message: format!("cannot read labels: {e}"),
-    })?;
-    let mut labels = Vec::new();
-    let mut offset = 0;
-    for (i, line) in text.lines().enumerate() {
-        let cell = line.split(',').next_back().unwrap_or("").trim();
-        match cell {
-            "0" => labels.push(false),
-            "1" => labels.push(true),
-            "" => {}
-            // A header line is allowed.
-            _ if i == 0 && cell.parse::<f64>().is_err() => {}
-            other => {
-                return Err(PcapFileError {
-                    file: path.to_path_buf(),
-                    offset,
-                    message: format!("line {}: label {other:?} must be 0 or 1", i + 1),
-                })
-            }
-        }
-        offset += line.len() + 1;
-    }
-    Ok(labels)
 }

@@ -1,0 +1,526 @@
+//! The judging path every packet takes, in the server's worker and in
+//! `netsentinel eval-pcap` alike: context features ([`crate::context`]) →
+//! score with the model in use → the row joins an in-memory training window →
+//! at fixed packet counts ([`crate::schedule::packets_until_due`]) a new model is
+//! trained from that window, and when the first model arrives the packets that
+//! came before it are scored after all ("late").
+//!
+//! No I/O and no clock here: the same packets in the same order give the same
+//! verdicts, bit for bit, at any replay speed. Models are numbered by whoever
+//! stores them; until then a [`ModelHandle`] has no id.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, OnceLock};
+
+use crate::config::DetectorConfig;
+use crate::context::{ContextConfig, Observation, Tracker, Usage};
+use crate::detect::DetectError;
+use crate::detector::Detector;
+use crate::features::PacketFields;
+use crate::protocol::Packet;
+use crate::schedule::RetrainSchedule;
+
+/// A model the judge uses: its detector and, once stored, its id.
+#[derive(Debug)]
+pub struct ModelHandle {
+    /// The detector.
+    pub detector: Arc<Detector>,
+    id: OnceLock<i64>,
+}
+
+impl ModelHandle {
+    /// A handle on a model not stored yet.
+    pub fn new(detector: Arc<Detector>) -> ModelHandle {
+        ModelHandle {
+            detector,
+            id: OnceLock::new(),
+        }
+    }
+
+    /// A handle on a stored model.
+    pub fn stored(detector: Arc<Detector>, id: i64) -> ModelHandle {
+        let h = ModelHandle::new(detector);
+        let _ = h.id.set(id);
+        h
+    }
+
+    /// The stored model's id, once it has one.
+    pub fn id(&self) -> Option<i64> {
+        self.id.get().copied()
+    }
+
+    /// Records the id the store gave it (the first one wins).
+    pub fn set_id(&self, id: i64) {
+        let _ = self.id.set(id);
+    }
+}
+
+/// One packet to judge.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// The sender that reported it.
+    pub sender: &'a str,
+    /// The packet.
+    pub packet: &'a Packet,
+    /// Packet time, seconds since the Unix epoch.
+    pub time: f64,
+    /// The caller's name for it, given back with a late verdict.
+    pub tag: u64,
+}
+
+/// A packet's verdict.
+#[derive(Debug, Clone)]
+pub struct Judged {
+    /// Its score; `None` when no model existed yet.
+    pub score: Option<f64>,
+    /// Above the threshold.
+    pub anomaly: bool,
+    /// The model that judged it.
+    pub model: Option<Arc<ModelHandle>>,
+    /// Its full feature row, kept for flagged packets (to explain them later).
+    pub features: Option<Vec<f32>>,
+}
+
+impl Judged {
+    fn unscored() -> Judged {
+        Judged {
+            score: None,
+            anomaly: false,
+            model: None,
+            features: None,
+        }
+    }
+}
+
+/// What the store says of a packet replayed from it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stored {
+    /// It has a score.
+    pub scored: bool,
+    /// It was flagged.
+    pub flagged: bool,
+}
+
+/// A verdict for a packet judged earlier without a model.
+#[derive(Debug, Clone)]
+pub struct Late {
+    /// The tag it came with.
+    pub tag: u64,
+    /// Its verdict now.
+    pub judged: Judged,
+}
+
+/// What one call to [`Judge::judge`] produced.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// One verdict per input, in order.
+    pub verdicts: Vec<Judged>,
+    /// Verdicts for earlier unscored packets (possibly some of this call's).
+    pub late: Vec<Late>,
+    /// Models trained during the call, oldest first.
+    pub trained: Vec<Arc<ModelHandle>>,
+}
+
+/// A row of the training window.
+#[derive(Debug, Clone)]
+struct WindowPacket {
+    size: u16,
+    protocol: Arc<str>,
+    dst_port: Option<u16>,
+    /// Set while the packet waits for its first score.
+    pending: Option<u64>,
+    /// Flagged when it was judged.
+    flagged: bool,
+}
+
+/// The newest `capacity` feature rows, oldest first.
+struct Window {
+    capacity: usize,
+    packets: VecDeque<WindowPacket>,
+    context: VecDeque<f64>,
+    width: usize,
+}
+
+impl Window {
+    fn push(&mut self, p: WindowPacket, context: &[f64]) {
+        if self.packets.len() == self.capacity {
+            self.packets.pop_front();
+            self.context.drain(..self.width);
+        }
+        self.packets.push_back(p);
+        self.context.extend(context);
+    }
+
+    /// The rows to train on (all, or without the flagged ones) and the
+    /// share of the window that was flagged.
+    fn training_rows(&self, clean: bool) -> (Vec<PacketFields<'_>>, Vec<f64>, f64) {
+        let mut fields = Vec::with_capacity(self.packets.len());
+        let mut context = Vec::with_capacity(self.context.len());
+        let mut flagged = 0usize;
+        for (i, p) in self.packets.iter().enumerate() {
+            flagged += usize::from(p.flagged);
+            if clean && p.flagged {
+                continue;
+            }
+            fields.push(PacketFields {
+                packet_size: p.size,
+                protocol: &p.protocol,
+                dst_port: p.dst_port,
+            });
+            context.extend(self.context.range(i * self.width..(i + 1) * self.width));
+        }
+        let share = flagged as f64 / self.packets.len().max(1) as f64;
+        (fields, context, share)
+    }
+}
+
+/// The least share of the clean training rows the threshold flags, as a
+/// share of `contamination`: when the flagged packets already make up the
+/// contamination, the threshold still sits a little inside the clean rows,
+/// so a few anomalies missed earlier (and now among the clean rows) cannot
+/// lift it over everything.
+const LEAST_SHARE_OF_CONTAMINATION: f64 = 0.05;
+
+/// The share of the clean rows a new model's threshold flags when `flagged`
+/// of the window was flagged already: the contamination is the share of
+/// traffic expected anomalous; what the window's flagged packets do not
+/// account for is looked for among the rest.
+pub fn clean_share(contamination: f64, flagged: f64) -> f64 {
+    let rest = ((contamination - flagged) / (1.0 - flagged).max(f64::EPSILON)).max(0.0);
+    rest.max(contamination * LEAST_SHARE_OF_CONTAMINATION)
+}
+
+/// The judging state of one process.
+pub struct Judge {
+    cfg: DetectorConfig,
+    tracker: Tracker,
+    window: Window,
+    model: Option<Arc<ModelHandle>>,
+    schedule: RetrainSchedule,
+    protocols: Vec<Arc<str>>,
+    /// After a training failed: no new try before this many packets in all.
+    retry_at: u64,
+}
+
+/// Protocol names interned at most (beyond, each packet keeps its own copy).
+const MAX_INTERNED: usize = 1024;
+
+impl Judge {
+    /// A judge with no history, no model, and `stored_total` packets counted.
+    pub fn new(cfg: &DetectorConfig, stored_total: u64) -> Judge {
+        let tracker = Tracker::new(&ContextConfig {
+            half_lives: cfg.half_lives.clone(),
+            max_streams: cfg.max_streams,
+        });
+        let width = tracker.width();
+        Judge {
+            cfg: cfg.clone(),
+            tracker,
+            window: Window {
+                capacity: cfg.train_window.max(2),
+                packets: VecDeque::new(),
+                context: VecDeque::new(),
+                width,
+            },
+            model: None,
+            schedule: RetrainSchedule::new(stored_total),
+            protocols: Vec::new(),
+            retry_at: 0,
+        }
+    }
+
+    /// The model in use.
+    pub fn model(&self) -> Option<&Arc<ModelHandle>> {
+        self.model.as_ref()
+    }
+
+    /// The context tables' size.
+    pub fn usage(&self) -> Usage {
+        self.tracker.usage()
+    }
+
+    /// Packets judged in all (including those counted at start).
+    pub fn stored_total(&self) -> u64 {
+        self.schedule.stored_total()
+    }
+
+    /// Packets waiting for their first score.
+    pub fn pending(&self) -> usize {
+        self.window
+            .packets
+            .iter()
+            .filter(|p| p.pending.is_some())
+            .count()
+    }
+
+    /// Judges `inputs` in order; see [`Outcome`].
+    pub fn judge(&mut self, inputs: &[Input<'_>]) -> Result<Outcome, DetectError> {
+        let width = self.tracker.width();
+        let mut context = vec![0.0; inputs.len() * width];
+        for (i, input) in inputs.iter().enumerate() {
+            self.tracker.observe(
+                &observation(input),
+                &mut context[i * width..(i + 1) * width],
+            );
+        }
+        let mut out = Outcome {
+            verdicts: Vec::with_capacity(inputs.len()),
+            ..Outcome::default()
+        };
+        let mut at = 0;
+        loop {
+            let until = self.until_due();
+            if until == Some(0) {
+                self.train(&mut out);
+                continue;
+            }
+            if at == inputs.len() {
+                return Ok(out);
+            }
+            let end = until.map_or(inputs.len(), |u| inputs.len().min(at + u as usize));
+            self.judge_chunk(
+                &inputs[at..end],
+                &context[at * width..end * width],
+                &mut out,
+            );
+            self.schedule.stored((end - at) as u64);
+            at = end;
+        }
+    }
+
+    /// Packets until the next training (0: now; `None`: never).
+    fn until_due(&self) -> Option<u64> {
+        let total = self.schedule.stored_total();
+        if total < self.retry_at {
+            return Some(self.retry_at - total);
+        }
+        let rows = self
+            .model
+            .as_ref()
+            .map(|m| m.detector.training_rows() as u64);
+        self.schedule.until_due(&self.cfg, rows)
+    }
+
+    /// Takes in packets already judged elsewhere (the stored history, at
+    /// start): their context is counted and their rows join the window, but
+    /// no model is trained on the way; each packet's [`Stored`] says whether
+    /// it was scored (else it still waits for its first score) and flagged.
+    /// Then trains if a model is due.
+    pub fn replay(
+        &mut self,
+        inputs: &[Input<'_>],
+        stored: &[Stored],
+    ) -> Result<Outcome, DetectError> {
+        let width = self.tracker.width();
+        let mut row = vec![0.0; width];
+        for (input, s) in inputs.iter().zip(stored) {
+            self.tracker.observe(&observation(input), &mut row);
+            let pending = (!s.scored).then_some(input.tag);
+            self.remember(input.packet, &row, pending, s.flagged);
+        }
+        self.schedule.stored(inputs.len() as u64);
+        let mut out = Outcome::default();
+        if self.until_due() == Some(0) {
+            self.train(&mut out);
+        }
+        Ok(out)
+    }
+
+    /// Takes in packets for their context and the window only: no scores,
+    /// no training, nothing pending (training from stored history); `flagged`
+    /// says which were flagged when stored.
+    pub fn replay_only(&mut self, inputs: &[Input<'_>], flagged: &[bool]) {
+        let width = self.tracker.width();
+        let mut row = vec![0.0; width];
+        for (input, &f) in inputs.iter().zip(flagged) {
+            self.tracker.observe(&observation(input), &mut row);
+            self.remember(input.packet, &row, None, f);
+        }
+        self.schedule.stored(inputs.len() as u64);
+    }
+
+    /// Trains a model on the window now, whatever the schedule says
+    /// (`netsentinel retrain`, the dashboard's Retrain); `None` when the
+    /// window holds too little to train on.
+    pub fn train_now(&mut self) -> Result<Arc<ModelHandle>, DetectError> {
+        let clean = self.cfg.exclude_flagged;
+        let (fields, context, flagged) = self.window.training_rows(clean);
+        let share = if clean {
+            clean_share(self.cfg.contamination, flagged)
+        } else {
+            self.cfg.contamination
+        };
+        let detector = Detector::train(&fields, &context, &self.cfg, share)?;
+        let model = Arc::new(ModelHandle::new(Arc::new(detector)));
+        self.model = Some(Arc::clone(&model));
+        self.schedule.model_changed();
+        Ok(model)
+    }
+
+    /// Puts a model trained elsewhere (a stored one, `netsentinel retrain`)
+    /// in use; packets still waiting for a score get it now.
+    pub fn adopt(&mut self, model: Arc<ModelHandle>) -> Outcome {
+        let mut out = Outcome::default();
+        self.model = Some(model);
+        self.schedule.model_changed();
+        self.score_pending(&mut out);
+        out
+    }
+
+    fn judge_chunk(&mut self, inputs: &[Input<'_>], context: &[f64], out: &mut Outcome) {
+        let width = self.tracker.width();
+        let verdicts: Vec<Judged> = match &self.model {
+            None => vec![Judged::unscored(); inputs.len()],
+            Some(m) => {
+                let fields: Vec<PacketFields<'_>> = inputs
+                    .iter()
+                    .map(|i| PacketFields::from(i.packet))
+                    .collect();
+                let scores = m.detector.score(&fields, context);
+                scores
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let anomaly = m.detector.is_anomaly(s);
+                        let features = anomaly.then(|| {
+                            let row = m
+                                .detector
+                                .row(&fields[i], &context[i * width..(i + 1) * width]);
+                            row.iter().map(|v| *v as f32).collect()
+                        });
+                        Judged {
+                            score: Some(s),
+                            anomaly,
+                            model: Some(Arc::clone(m)),
+                            features,
+                        }
+                    })
+                    .collect()
+            }
+        };
+        for (i, (input, v)) in inputs.iter().zip(&verdicts).enumerate() {
+            let pending = v.score.is_none().then_some(input.tag);
+            self.remember(
+                input.packet,
+                &context[i * width..(i + 1) * width],
+                pending,
+                v.anomaly,
+            );
+        }
+        out.verdicts.extend(verdicts);
+    }
+
+    fn remember(&mut self, p: &Packet, context: &[f64], pending: Option<u64>, flagged: bool) {
+        let protocol = self.intern(&p.protocol);
+        self.window.push(
+            WindowPacket {
+                size: p.packet_size,
+                protocol,
+                dst_port: p.dst_port,
+                pending,
+                flagged,
+            },
+            context,
+        );
+    }
+
+    fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(p) = self.protocols.iter().find(|p| &***p == name) {
+            return Arc::clone(p);
+        }
+        let p: Arc<str> = Arc::from(name);
+        if self.protocols.len() < MAX_INTERNED {
+            self.protocols.push(Arc::clone(&p));
+        }
+        p
+    }
+
+    /// Trains on the window, puts the model in use and scores what waited.
+    /// A failure (a window too small to train on) is logged and tried again
+    /// after `min_train_packets` more packets; judging goes on meanwhile.
+    fn train(&mut self, out: &mut Outcome) {
+        match self.train_now() {
+            Ok(model) => {
+                out.trained.push(model);
+                self.score_pending(out);
+            }
+            Err(e) => {
+                self.retry_at = self.schedule.stored_total() + self.cfg.min_train_packets.max(1);
+                log::warn!(
+                    "cannot train on the {} packets of the training window ({e}); trying again \
+                     after {} more packets",
+                    self.window.packets.len(),
+                    self.cfg.min_train_packets
+                );
+            }
+        }
+    }
+
+    /// Scores every window row still waiting for its first score.
+    fn score_pending(&mut self, out: &mut Outcome) {
+        let Some(m) = self.model.clone() else { return };
+        let width = self.window.width;
+        let at: Vec<usize> = (0..self.window.packets.len())
+            .filter(|&i| self.window.packets[i].pending.is_some())
+            .collect();
+        if at.is_empty() {
+            return;
+        }
+        let owned: Vec<WindowPacket> = at.iter().map(|&i| self.window.packets[i].clone()).collect();
+        let fields: Vec<PacketFields<'_>> = owned
+            .iter()
+            .map(|p| PacketFields {
+                packet_size: p.size,
+                protocol: &p.protocol,
+                dst_port: p.dst_port,
+            })
+            .collect();
+        let mut values = Vec::with_capacity(at.len() * width);
+        for &i in &at {
+            values.extend(self.window.context.range(i * width..(i + 1) * width));
+        }
+        let scores = m.detector.score(&fields, &values);
+        for (k, ((&i, s), p)) in at.iter().zip(scores).zip(&owned).enumerate() {
+            let anomaly = m.detector.is_anomaly(s);
+            let features = anomaly.then(|| {
+                let row = m
+                    .detector
+                    .row(&fields[k], &values[k * width..(k + 1) * width]);
+                row.iter().map(|v| *v as f32).collect()
+            });
+            self.window.packets[i].pending = None;
+            self.window.packets[i].flagged = anomaly;
+            out.late.push(Late {
+                tag: p.pending.expect("filtered on pending"),
+                judged: Judged {
+                    score: Some(s),
+                    anomaly,
+                    model: Some(Arc::clone(&m)),
+                    features,
+                },
+            });
+        }
+    }
+}
+
+fn observation<'a>(input: &Input<'a>) -> Observation<'a> {
+    let p = input.packet;
+    Observation {
+        sender: input.sender,
+        src: p.source_ip,
+        dst: p.dest_ip,
+        size: p.packet_size,
+        src_port: p.src_port,
+        dst_port: p.dst_port,
+        tcp_flags: p.tcp_flags,
+        icmp_type: p.icmp_type,
+        protocol: &p.protocol,
+        time: input.time,
+    }
+}
+
+/// A packet's time in seconds since the Unix epoch: its own timestamp, else `now`.
+pub fn packet_time(p: &Packet, now: chrono::DateTime<chrono::Utc>) -> f64 {
+    let t = p.timestamp.unwrap_or(now);
+    t.timestamp() as f64 + f64::from(t.timestamp_subsec_nanos()) * 1e-9
+}
