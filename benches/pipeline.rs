@@ -267,9 +267,12 @@ fn copy_ceiling(c: &mut Client, rows: u64) -> f64 {
         let cseq = Some(seq as i64);
         let model: Option<i64> = Some(1);
         let flag = false;
-        let values: [&(dyn ToSql + Sync); 13] = [
+        let flags: Option<i16> = Some(0x18);
+        let icmp: Option<i16> = None;
+        let features: Option<Vec<u8>> = None;
+        let values: [&(dyn ToSql + Sync); 16] = [
             &id, &src, &dst, &size, &protocol, &now, &flag, &score, &src_port, &dst_port, &client,
-            &cseq, &model,
+            &cseq, &model, &flags, &icmp, &features,
         ];
         w.write(&values).expect("row");
     }

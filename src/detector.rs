@@ -16,6 +16,9 @@
 //! forest does. The threshold is the (1 − contamination) quantile of the
 //! training rows' scores.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use serde::{Deserialize, Serialize};
 
 use crate::config::DetectorConfig;
@@ -62,6 +65,9 @@ struct View {
     /// context view), worked out once: most rows are such a row.
     #[serde(skip)]
     zero_score: f64,
+    /// Scores of rows seen before.
+    #[serde(skip)]
+    memo: Memo,
 }
 
 /// Why a packet scored as it did.
@@ -161,7 +167,7 @@ impl Detector {
             let augmented = with_extremes(&columns, &ceilings, seed);
             let forest = IsolationForest::fit_trees(&augmented, names, params)?;
             let zero_score = forest.score_row(&vec![0.0; cols.len()])?;
-            let scores = raw_scores(&forest, zero_score, &full, &cols);
+            let scores = raw_scores(&forest, zero_score, None, &full, &cols);
             let mut sorted = scores.clone();
             sorted.sort_by(f64::total_cmp);
             let q = |p: f64| crate::detect::forest::quantile_sorted(&sorted, p);
@@ -176,6 +182,7 @@ impl Detector {
                 forest,
                 center,
                 zero_score,
+                memo: Memo::default(),
             });
         }
         let share = share.clamp(0.0, 1.0);
@@ -260,7 +267,7 @@ impl Detector {
             .expect("context rows have the width of the model's half-lives");
         let mut combined = vec![f64::NEG_INFINITY; packets.len()];
         for v in &self.views {
-            let scores = raw_scores(&v.forest, v.zero_score, &full, &v.columns);
+            let scores = raw_scores(&v.forest, v.zero_score, Some(&v.memo), &full, &v.columns);
             for (c, s) in combined.iter_mut().zip(scores) {
                 *c = c.max(standardize(s, v.center));
             }
@@ -355,15 +362,15 @@ impl Detector {
             format!(" {}", info.unit)
         };
         let sentence = format!(
-            "{label}: {}{unit}; {} of training (median {}, 99.9th percentile {})",
-            number(value),
+            "{label}: {}{unit}; {} (median {}, 99.9th percentile {})",
+            info.describe(raw),
             match percentile {
-                p if p >= 100.0 => "above every packet".to_string(),
-                p if p <= 0.0 => "below every packet".to_string(),
-                p => format!("at the {} percentile", number(p)),
+                p if p >= 100.0 => "higher than any packet in training".to_string(),
+                p if p <= 0.0 => "lower than any packet in training".to_string(),
+                p => format!("{} percentile of training", ordinal(p)),
             },
-            number(median),
-            number(p999)
+            info.describe(pct[50]),
+            info.describe(self.p999[at])
         );
         FeatureReason {
             feature: info.name.clone(),
@@ -411,6 +418,11 @@ impl Detector {
     /// The context half-lives its features were computed with.
     pub fn half_lives(&self) -> &[f64] {
         &self.half_lives
+    }
+
+    /// Views (forests).
+    pub fn views(&self) -> usize {
+        self.views.len()
     }
 
     /// Trees over all views.
@@ -507,32 +519,97 @@ fn full_rows(
     Matrix::new(FEATURE_NAMES.len() + width, values)
 }
 
-/// The forest's scores of columns `cols` of every row of `full`: rows that
-/// are all zeros there get `zero_score` (the forest's score of such a row)
-/// without a walk through the trees; the others are scored together.
+/// Columns a view has at most when its rows are told apart by value (a
+/// context family has one per half-life, at most eight).
+const MAX_VIEW_COLUMNS: usize = 8;
+
+/// Distinct rows a view remembers the scores of, at most; when full, it
+/// forgets them all and starts again.
+const MEMO_CAPACITY: usize = 1 << 16;
+
+/// A view's scores of rows it has scored before. Ordinary traffic repeats
+/// itself (the same sizes, protocols and ports; context rows of zeros), so
+/// most rows are looked up instead of walked through a hundred trees. Never
+/// stored; a copied detector starts with an empty one.
+#[derive(Default)]
+struct Memo(Mutex<HashMap<[u64; MAX_VIEW_COLUMNS], f64, ahash::RandomState>>);
+
+impl Clone for Memo {
+    fn clone(&self) -> Memo {
+        Memo::default()
+    }
+}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Memo")
+    }
+}
+
+/// The forest's scores of columns `cols` of every row of `full`. Each
+/// distinct row is walked through the trees once: rows of zeros get
+/// `zero_score` (the forest's score of such a row) at once, rows scored
+/// before come from `memo`, and rows repeated in the batch share one walk.
+/// The scores are exactly those of scoring every row.
 fn raw_scores(
     forest: &IsolationForest,
     zero_score: f64,
+    memo: Option<&Memo>,
     full: &Matrix,
     cols: &[usize],
 ) -> Vec<f64> {
     let mut scores = vec![zero_score; full.rows()];
-    let mut at = Vec::new();
+    let dedupe = cols.len() <= MAX_VIEW_COLUMNS;
+    let mut remembered = match (memo, dedupe) {
+        (Some(m), true) => Some(m.0.lock().unwrap_or_else(|e| e.into_inner())),
+        _ => None,
+    };
+    let mut seen: HashMap<[u64; MAX_VIEW_COLUMNS], u32, ahash::RandomState> =
+        HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4));
+    let mut keys: Vec<[u64; MAX_VIEW_COLUMNS]> = Vec::new();
+    let mut owners: Vec<(u32, u32)> = Vec::new();
     let mut values = Vec::new();
-    for r in 0..full.rows() {
+    for (r, score) in scores.iter_mut().enumerate() {
         let row = full.row(r);
-        if cols.iter().any(|&c| row[c] != 0.0) {
-            at.push(r);
+        if cols.iter().all(|&c| row[c] == 0.0) {
+            continue;
+        }
+        let unique = values.len() / cols.len();
+        let at = if dedupe {
+            let mut key = [0u64; MAX_VIEW_COLUMNS];
+            for (k, &c) in key.iter_mut().zip(cols) {
+                *k = row[c].to_bits();
+            }
+            if let Some(&s) = remembered.as_ref().and_then(|m| m.get(&key)) {
+                *score = s;
+                continue;
+            }
+            let at = *seen.entry(key).or_insert(unique as u32);
+            if at as usize == unique {
+                keys.push(key);
+            }
+            at
+        } else {
+            unique as u32
+        };
+        if at as usize == unique {
             values.extend(cols.iter().map(|&c| row[c]));
         }
+        owners.push((r as u32, at));
     }
-    if at.is_empty() {
+    if owners.is_empty() {
         return scores;
     }
     let rows = Matrix::new(cols.len(), values).expect("whole rows");
     let walked = forest.score(&rows).expect("columns of the forest's width");
-    for (r, s) in at.into_iter().zip(walked) {
-        scores[r] = s;
+    for (r, at) in owners {
+        scores[r as usize] = walked[at as usize];
+    }
+    if let Some(m) = remembered.as_mut() {
+        if m.len() + keys.len() > MEMO_CAPACITY {
+            m.clear();
+        }
+        m.extend(keys.into_iter().zip(walked));
     }
     scores
 }
@@ -574,16 +651,17 @@ fn percent_rank(percentiles: &[f64], v: f64) -> f64 {
     at.saturating_sub(1) as f64
 }
 
-/// A number as an explanation shows it: integers plainly, others to three
-/// significant digits.
-fn number(v: f64) -> String {
-    if (v.fract() == 0.0 && v.abs() < 1e15) || v.abs() >= 100.0 {
-        format!("{v:.0}")
-    } else if v.abs() >= 1.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.3}")
-    }
+/// A percentile as an ordinal: 1st, 2nd, 3rd, 4th, 11th, 21st, 99th.
+fn ordinal(p: f64) -> String {
+    let n = p.round() as u64;
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 #[cfg(test)]
@@ -591,10 +669,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_read_plainly() {
-        assert_eq!(number(57.0), "57");
-        assert_eq!(number(0.1234), "0.123");
-        assert_eq!(number(4.56789), "4.57");
-        assert_eq!(number(1234.4), "1234");
+    fn percentiles_read_as_ordinals() {
+        assert_eq!(ordinal(1.0), "1st");
+        assert_eq!(ordinal(2.0), "2nd");
+        assert_eq!(ordinal(13.0), "13th");
+        assert_eq!(ordinal(23.0), "23rd");
+        assert_eq!(ordinal(99.0), "99th");
     }
 }

@@ -114,6 +114,17 @@ impl FeatureInfo {
         self
     }
 
+    /// The value as a phrase: the number (see [`FeatureInfo::shown`]), or
+    /// "at most" the floor for a rate at or below it.
+    pub fn describe(&self, value: f64) -> String {
+        match self.scale {
+            Scale::Doublings { floor } if value <= 0.0 => {
+                format!("at most {}", number(floor))
+            }
+            _ => number(self.shown(value)),
+        }
+    }
+
     /// The value as people read it (bytes for `log_size`, events per second
     /// for rates).
     pub fn shown(&self, value: f64) -> f64 {
@@ -237,6 +248,18 @@ fn info(
     }
 }
 
+/// A number as an explanation shows it: integers plainly, others to three
+/// significant digits.
+pub fn number(v: f64) -> String {
+    if (v.fract() == 0.0 && v.abs() < 1e15) || v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
 /// Share of training traffic at or above which a protocol or port is common.
 pub const RARE_SHARE: f64 = 0.01;
 
@@ -286,7 +309,7 @@ pub struct FeatureEncoder {
     unseen_share: f64,
     /// Same tables for lookups on the hot path (rebuilt after loading).
     #[serde(skip)]
-    protocol_fast: HashMap<String, f64>,
+    protocol_fast: HashMap<String, f64, ahash::RandomState>,
 }
 
 impl FeatureEncoder {
@@ -307,7 +330,7 @@ impl FeatureEncoder {
         protocols.values_mut().for_each(|v| *v /= total);
         ports.values_mut().for_each(|v| *v /= total);
         FeatureEncoder {
-            protocol_fast: protocols.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            protocol_fast: fast_table(&protocols),
             protocol_share: protocols,
             port_share: ports,
             no_port_share: no_port / total,
@@ -317,11 +340,7 @@ impl FeatureEncoder {
 
     /// Rebuilds the lookup table after deserialisation.
     pub fn prepare(&mut self) {
-        self.protocol_fast = self
-            .protocol_share
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
+        self.protocol_fast = fast_table(&self.protocol_share);
     }
 
     /// The feature row of one packet.
@@ -346,6 +365,13 @@ impl FeatureEncoder {
             (RARE_SHARE / share).log2()
         }
     }
+}
+
+/// The protocol shares as a hash table for the hot path.
+fn fast_table(shares: &BTreeMap<String, f64>) -> HashMap<String, f64, ahash::RandomState> {
+    let mut table = HashMap::with_capacity_and_hasher(shares.len(), ahash::RandomState::new());
+    table.extend(shares.iter().map(|(k, v)| (k.clone(), *v)));
+    table
 }
 
 /// Ephemeral ports are pooled into one key.
@@ -388,6 +414,14 @@ mod tests {
         assert_eq!(unseen[0], 65536f64.ln());
         assert!((unseen[1] - (once + 1.0)).abs() < 1e-12);
         assert!((unseen[2] - (once + 1.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn numbers_read_plainly() {
+        assert_eq!(number(57.0), "57");
+        assert_eq!(number(0.1234), "0.123");
+        assert_eq!(number(4.56789), "4.57");
+        assert_eq!(number(1234.4), "1234");
     }
 
     #[test]

@@ -151,10 +151,11 @@ impl Window {
         self.context.extend(context);
     }
 
-    /// The rows to train on (all, or without the flagged ones) and the
-    /// share of the window that was flagged.
-    fn training_rows(&self, clean: bool) -> (Vec<PacketFields<'_>>, Vec<f64>, f64) {
-        let mut fields = Vec::with_capacity(self.packets.len());
+    /// A copy of the rows to train on (all, or without the flagged ones when
+    /// `cfg.exclude_flagged`), with the share of them the threshold flags.
+    fn training_set(&self, cfg: &DetectorConfig) -> TrainingSet {
+        let clean = cfg.exclude_flagged;
+        let mut packets = Vec::with_capacity(self.packets.len());
         let mut context = Vec::with_capacity(self.context.len());
         let mut flagged = 0usize;
         for (i, p) in self.packets.iter().enumerate() {
@@ -162,17 +163,68 @@ impl Window {
             if clean && p.flagged {
                 continue;
             }
-            fields.push(PacketFields {
-                packet_size: p.size,
-                protocol: &p.protocol,
-                dst_port: p.dst_port,
-            });
+            packets.push((p.size, Arc::clone(&p.protocol), p.dst_port));
             context.extend(self.context.range(i * self.width..(i + 1) * self.width));
         }
-        let share = flagged as f64 / self.packets.len().max(1) as f64;
-        (fields, context, share)
+        let share = if clean {
+            clean_share(
+                cfg.contamination,
+                flagged as f64 / self.packets.len().max(1) as f64,
+            )
+        } else {
+            cfg.contamination
+        };
+        TrainingSet {
+            packets,
+            context,
+            share,
+        }
     }
 }
+
+/// The rows a model is trained on, owned (a copy of the window), so the
+/// training can run on another thread while judging goes on.
+struct TrainingSet {
+    packets: Vec<(u16, Arc<str>, Option<u16>)>,
+    context: Vec<f64>,
+    share: f64,
+}
+
+impl TrainingSet {
+    fn fit(&self, cfg: &DetectorConfig) -> Result<Detector, DetectError> {
+        let fields: Vec<PacketFields<'_>> = self
+            .packets
+            .iter()
+            .map(|(size, protocol, port)| PacketFields {
+                packet_size: *size,
+                protocol,
+                dst_port: *port,
+            })
+            .collect();
+        Detector::train(&fields, &self.context, cfg, self.share)
+    }
+}
+
+/// A model being trained: where it comes into use.
+struct Training {
+    /// The packet count (in all) at which it judges the next packet.
+    adopt_at: u64,
+    /// The training thread, or the result of training at once.
+    result: TrainingResult,
+}
+
+enum TrainingResult {
+    Thread(std::thread::JoinHandle<Result<Detector, DetectError>>),
+    Done(Box<Result<Detector, DetectError>>),
+}
+
+/// Windows of at least this many rows are trained on while judging goes on
+/// (training takes tens of milliseconds), the model coming into use
+/// [`ADOPT_AFTER`] packets later; smaller ones are trained at once.
+const BACKGROUND_FROM: usize = 2048;
+/// Packets judged by the old model while the new one trains: a fixed count,
+/// so which model judges which packet never depends on timing.
+pub const ADOPT_AFTER: u64 = 1024;
 
 /// The least share of the clean training rows the threshold flags, as a
 /// share of `contamination`: when the flagged packets already make up the
@@ -200,6 +252,11 @@ pub struct Judge {
     protocols: Vec<Arc<str>>,
     /// After a training failed: no new try before this many packets in all.
     retry_at: u64,
+    /// A model in training, and when it comes into use.
+    training: Option<Training>,
+    /// Train on another thread (the server) or at once (offline evaluation);
+    /// verdicts are the same either way.
+    background: bool,
 }
 
 /// Protocol names interned at most (beyond, each packet keeps its own copy).
@@ -226,7 +283,16 @@ impl Judge {
             schedule: RetrainSchedule::new(stored_total),
             protocols: Vec::new(),
             retry_at: 0,
+            training: None,
+            background: false,
         }
+    }
+
+    /// Trains large models on another thread while judging goes on (the
+    /// server's worker); the verdicts are those of [`Judge::new`]'s.
+    pub fn in_background(mut self) -> Judge {
+        self.background = true;
+        self
     }
 
     /// The model in use.
@@ -271,7 +337,7 @@ impl Judge {
         loop {
             let until = self.until_due();
             if until == Some(0) {
-                self.train(&mut out);
+                self.step(&mut out);
                 continue;
             }
             if at == inputs.len() {
@@ -288,9 +354,13 @@ impl Judge {
         }
     }
 
-    /// Packets until the next training (0: now; `None`: never).
+    /// Packets until the next training starts or a trained model comes
+    /// into use (0: now; `None`: never).
     fn until_due(&self) -> Option<u64> {
         let total = self.schedule.stored_total();
+        if let Some(t) = &self.training {
+            return Some(t.adopt_at.saturating_sub(total));
+        }
         if total < self.retry_at {
             return Some(self.retry_at - total);
         }
@@ -299,6 +369,24 @@ impl Judge {
             .as_ref()
             .map(|m| m.detector.training_rows() as u64);
         self.schedule.until_due(&self.cfg, rows)
+    }
+
+    /// Does what is due: puts a trained model in use, or starts a training.
+    fn step(&mut self, out: &mut Outcome) {
+        match self.training.take() {
+            Some(t) => {
+                let result = match t.result {
+                    TrainingResult::Done(r) => *r,
+                    TrainingResult::Thread(h) => h.join().unwrap_or_else(|_| {
+                        Err(DetectError::InvalidModel(
+                            "the training thread panicked".into(),
+                        ))
+                    }),
+                };
+                self.use_trained(result, out);
+            }
+            None => self.train(out),
+        }
     }
 
     /// Takes in packets already judged elsewhere (the stored history, at
@@ -321,7 +409,8 @@ impl Judge {
         self.schedule.stored(inputs.len() as u64);
         let mut out = Outcome::default();
         if self.until_due() == Some(0) {
-            self.train(&mut out);
+            self.step(&mut out);
+            self.finish_training(&mut out);
         }
         Ok(out)
     }
@@ -343,24 +432,30 @@ impl Judge {
     /// (`netsentinel retrain`, the dashboard's Retrain); `None` when the
     /// window holds too little to train on.
     pub fn train_now(&mut self) -> Result<Arc<ModelHandle>, DetectError> {
-        let clean = self.cfg.exclude_flagged;
-        let (fields, context, flagged) = self.window.training_rows(clean);
-        let share = if clean {
-            clean_share(self.cfg.contamination, flagged)
-        } else {
-            self.cfg.contamination
-        };
-        let detector = Detector::train(&fields, &context, &self.cfg, share)?;
+        self.training = None;
+        let detector = self.window.training_set(&self.cfg).fit(&self.cfg)?;
+        Ok(self.put_in_use(detector))
+    }
+
+    /// Waits for a model in training and puts it in use now.
+    pub fn finish_training(&mut self, out: &mut Outcome) {
+        if self.training.is_some() {
+            self.step(out);
+        }
+    }
+
+    fn put_in_use(&mut self, detector: Detector) -> Arc<ModelHandle> {
         let model = Arc::new(ModelHandle::new(Arc::new(detector)));
         self.model = Some(Arc::clone(&model));
         self.schedule.model_changed();
-        Ok(model)
+        model
     }
 
     /// Puts a model trained elsewhere (a stored one, `netsentinel retrain`)
     /// in use; packets still waiting for a score get it now.
     pub fn adopt(&mut self, model: Arc<ModelHandle>) -> Outcome {
         let mut out = Outcome::default();
+        self.training = None;
         self.model = Some(model);
         self.schedule.model_changed();
         self.score_pending(&mut out);
@@ -435,12 +530,45 @@ impl Judge {
         p
     }
 
-    /// Trains on the window, puts the model in use and scores what waited.
-    /// A failure (a window too small to train on) is logged and tried again
-    /// after `min_train_packets` more packets; judging goes on meanwhile.
+    /// Starts a training on the window. The first model, and any trained on
+    /// a small window, is trained and put in use at once (scoring what
+    /// waited); a later one trains while the old one judges the next
+    /// [`ADOPT_AFTER`] packets (on another thread when `background`).
     fn train(&mut self, out: &mut Outcome) {
-        match self.train_now() {
-            Ok(model) => {
+        let set = self.window.training_set(&self.cfg);
+        let total = self.schedule.stored_total();
+        if self.model.is_none() || set.packets.len() < BACKGROUND_FROM {
+            let result = set.fit(&self.cfg);
+            self.use_trained(result, out);
+            return;
+        }
+        let result = if self.background {
+            let cfg = self.cfg.clone();
+            let spawned = std::thread::Builder::new()
+                .name("training".into())
+                .spawn(move || set.fit(&cfg));
+            match spawned {
+                Ok(h) => TrainingResult::Thread(h),
+                Err(e) => TrainingResult::Done(Box::new(Err(DetectError::InvalidModel(format!(
+                    "cannot start the training thread: {e}"
+                ))))),
+            }
+        } else {
+            TrainingResult::Done(Box::new(set.fit(&self.cfg)))
+        };
+        self.training = Some(Training {
+            adopt_at: total + ADOPT_AFTER,
+            result,
+        });
+    }
+
+    /// Puts a freshly trained model in use and scores what waited; a failure
+    /// (a window too small to train on) is logged and tried again after
+    /// `min_train_packets` more packets, judging going on meanwhile.
+    fn use_trained(&mut self, result: Result<Detector, DetectError>, out: &mut Outcome) {
+        match result {
+            Ok(detector) => {
+                let model = self.put_in_use(detector);
                 out.trained.push(model);
                 self.score_pending(out);
             }

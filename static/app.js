@@ -158,6 +158,22 @@ function restartPaging() {
   refresh(true);
 }
 
+/** What each view of the detector looks at, as the panel says it. */
+const VIEW_WORDS = {
+  packet: "the packet itself (size, protocol, port)",
+  sender: "how much its sender sends",
+  client: "how the client of its conversation fans out",
+  server: "how many clients its server draws",
+  pair: "the rhythm of this source and destination",
+};
+
+/** TCP flag bits as their names, e.g. 0x12 → "SYN ACK". */
+function tcpFlags(bits) {
+  const names = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"];
+  const set = names.filter((_, i) => bits & (1 << i));
+  return set.length ? set.join(" ") : "none";
+}
+
 async function openDetail(id) {
   state.detailId = id;
   try {
@@ -180,28 +196,33 @@ async function openDetail(id) {
     add("destination", p.dst_port == null ? p.dest_ip : `${p.dest_ip}:${p.dst_port}`);
     add("size", `${fmt(p.packet_size)} bytes`);
     add("protocol", p.protocol);
+    if (p.tcp_flags != null) add("TCP flags", tcpFlags(p.tcp_flags));
+    if (p.icmp_type != null) add("ICMP type", String(p.icmp_type));
     add("model", p.model_id == null ? "none" : `#${p.model_id}`);
     const bars = $("d-bars");
     bars.replaceChildren();
-    if (d.explanation) {
-      const verdict = p.anomaly ? "flagged as ANOMALY" : "judged normal";
+    const e = d.explanation;
+    if (e) {
+      const verdict = p.anomaly ? "flagged as an anomaly" : "judged normal";
       $("d-verdict").textContent =
-        `Score ${d.explanation.score.toFixed(3)} vs threshold ${d.threshold.toFixed(3)}: ${verdict}. ` +
-        "Share of the isolating splits per feature:";
-      for (const f of d.explanation.features) {
+        `Score ${e.score.toFixed(3)} vs threshold ${d.threshold.toFixed(3)}: ${verdict}, ` +
+        `by ${VIEW_WORDS[e.view] || e.view}. What isolated it:`;
+      for (const f of e.features) {
         const row = document.createElement("div");
         row.className = "share";
-        const name = document.createElement("span");
-        name.textContent = f.feature;
+        const text = document.createElement("p");
+        text.className = "reason";
+        text.textContent = f.sentence;
         const track = document.createElement("div");
         track.className = "track";
+        track.title = `${(100 * f.share).toFixed(0)}% of the isolating splits`;
         const fill = document.createElement("div");
         fill.className = "fill";
         fill.style.width = `${(100 * f.share).toFixed(1)}%`;
         track.appendChild(fill);
         const pct = document.createElement("span");
         pct.textContent = `${(100 * f.share).toFixed(0)}%`;
-        row.append(name, track, pct);
+        row.append(text, track, pct);
         bars.appendChild(row);
       }
     } else {

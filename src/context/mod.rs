@@ -110,6 +110,9 @@ const COMPLETED: f32 = 2.0;
 /// is a first. Short, so a capture that opens with its attack still shows
 /// it; measured on generated traffic, 5 s and 60 s judge alike.
 const LEARNING: f64 = 5.0;
+/// Senders the tracker finds without a hash lookup (server.max_clients is 5
+/// by default).
+const RECENT_SENDERS: usize = 8;
 /// An entry unseen for this many of the longest half-lives counts as new again.
 const NEW_AFTER_HALF_LIVES: f64 = 4.0;
 /// The tracker's settings.
@@ -271,7 +274,10 @@ pub fn client_is_source(
 /// traffic is one value the forest never splits on), up to
 /// [`floors::MAX_DOUBLINGS`].
 fn above(rate: f64, floor: f64) -> f64 {
-    (rate / floor).log2().clamp(0.0, floors::MAX_DOUBLINGS)
+    if rate <= floor {
+        return 0.0;
+    }
+    (rate / floor).log2().min(floors::MAX_DOUBLINGS)
 }
 
 /// Memory of the tracker's tables, for `/metrics` and the benchmark.
@@ -292,6 +298,8 @@ pub struct Tracker {
     new_after: f64,
     /// Each sender's id and the packet time it was first seen.
     senders: HashMap<String, (u32, f64), ahash::RandomState>,
+    /// The last few senders looked up (a handful of connections at a time).
+    recent_senders: Vec<(String, u32, f64)>,
     /// The learning period ([`LEARNING`]; none without half-lives).
     learning: f64,
     hosts: Table<HostKey>,
@@ -321,6 +329,7 @@ impl Tracker {
             inv_half_lives: cfg.half_lives.iter().map(|h| 1.0 / h).collect(),
             new_after: longest * NEW_AFTER_HALF_LIVES,
             senders: HashMap::with_hasher(ahash::RandomState::new()),
+            recent_senders: Vec::with_capacity(RECENT_SENDERS),
             learning: LEARNING,
             hosts: Table::new(cfg.max_streams, HOST_STATE * l),
             pairs: Table::new(cfg.max_streams, PAIR_GAP_STATE),
@@ -440,9 +449,11 @@ impl Tracker {
         let one = |b: bool| f32::from(u8::from(b));
         let state = self.hosts.stats_mut(h.slot);
         for (k, st) in state.chunks_exact_mut(HOST_STATE).enumerate() {
-            let d = h.since.map_or(1.0, |dt| decay_factor(dt, inv[k]));
-            for v in &mut st[..HALF_OPEN] {
-                *v *= d;
+            if let Some(dt) = h.since.filter(|dt| *dt > 0.0) {
+                let d = decay_factor(dt, inv[k]);
+                for v in &mut st[..HALF_OPEN] {
+                    *v *= d;
+                }
             }
             if sent {
                 // The half-open share reads the host's earlier SYNs: a SYN
@@ -469,12 +480,22 @@ impl Tracker {
     /// The sender's id, and whether it is still learning (seen for less
     /// than the learning period): its first contacts are not news yet.
     fn sender_id(&mut self, name: &str, t: f64) -> (u32, bool) {
-        if let Some(&(id, since)) = self.senders.get(name) {
-            return (id, t - since < self.learning);
+        if let Some((_, id, since)) = self.recent_senders.iter().find(|(n, _, _)| n == name) {
+            return (*id, t - since < self.learning);
         }
-        let id = self.senders.len() as u32;
-        self.senders.insert(name.to_string(), (id, t));
-        (id, self.learning > 0.0)
+        let (id, since) = match self.senders.get(name) {
+            Some(&known) => known,
+            None => {
+                let id = self.senders.len() as u32;
+                self.senders.insert(name.to_string(), (id, t));
+                (id, t)
+            }
+        };
+        if self.recent_senders.len() == RECENT_SENDERS {
+            self.recent_senders.remove(0);
+        }
+        self.recent_senders.push((name.to_string(), id, since));
+        (id, t - since < self.learning)
     }
 
     /// Counts the packet on its pair (the pauses between its bursts);
@@ -483,7 +504,7 @@ impl Tracker {
         let p = self.pairs.touch(key, t);
         let new = p.since.is_none_or(|dt| dt > self.new_after);
         if new && p.since.is_some() {
-            self.pairs.restart(p.slot, t);
+            self.pairs.restart(p.slot);
         }
         if let Some(dt) = p.since.filter(|dt| !new && *dt > BURST_GAP) {
             let gaps = self.pairs.stats_mut(p.slot);

@@ -1,15 +1,23 @@
 //! A bounded table of stream states: at most `capacity` entries, the least
 //! recently seen evicted first (an exact LRU: a hash map to slots and a
-//! doubly-linked list through them). Each slot holds its key, the packet time
-//! it was last seen and `stride` floats of statistics, all in flat arrays, so
-//! an entry costs a few dozen bytes plus its statistics and nothing is
-//! allocated once the table is full.
+//! doubly-linked list through them). Each slot holds its key, its hash, the
+//! packet time it was last seen and its place in the list side by side (one
+//! cache line), and `stride` floats of statistics in one flat array, so
+//! nothing is allocated once the table is full.
 //!
-//! The hasher is keyed per process (ahash): an attacker choosing addresses
-//! cannot aim them at one bucket.
+//! The map is keyed by the key's 64-bit hash (a bucket of 16 bytes, not a
+//! copy of a 40-byte key), and the slot's own key is checked on every hit:
+//! two keys of one hash (about one chance in 10^10 for a full table) share
+//! a slot, the newer one replacing the older as if it had been evicted. The
+//! hasher is keyed per process (ahash): an attacker choosing addresses
+//! cannot aim them at one bucket, nor make two of them collide.
 
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
+/// Entries the hash map has room for from the start (it grows beyond, up to
+/// the capacity): no rehashing while the first thousands of streams arrive.
+const PREALLOCATED: usize = 1 << 14;
 
 /// No slot: the end of the recency list.
 const NONE: u32 = u32::MAX;
@@ -22,18 +30,42 @@ pub struct Touched {
     /// Seconds since the entry was last seen; `None` for an entry just made
     /// (new, or its slot reused after an eviction).
     pub since: Option<f64>,
-    /// Seconds since the entry was made (0 for a new one).
-    pub age: f64,
+}
+
+/// A hasher for keys that are hashes already.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// One slot: its key, the key's hash, when it was last seen, its neighbours
+/// in the recency list.
+#[derive(Clone, Copy)]
+struct Entry<K> {
+    key: K,
+    hash: u64,
+    last: f64,
+    prev: u32,
+    next: u32,
 }
 
 /// A bounded LRU table keyed by `K`.
 pub struct Table<K> {
-    map: HashMap<K, u32, ahash::RandomState>,
-    keys: Vec<K>,
-    last: Vec<f64>,
-    first: Vec<f64>,
-    prev: Vec<u32>,
-    next: Vec<u32>,
+    map: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
+    hasher: ahash::RandomState,
+    entries: Vec<Entry<K>>,
     stats: Vec<f32>,
     stride: usize,
     capacity: usize,
@@ -46,12 +78,9 @@ impl<K: Hash + Eq + Copy> Table<K> {
     /// An empty table of at most `capacity` (≥ 1) entries of `stride` floats each.
     pub fn new(capacity: usize, stride: usize) -> Table<K> {
         Table {
-            map: HashMap::with_hasher(ahash::RandomState::new()),
-            keys: Vec::new(),
-            last: Vec::new(),
-            first: Vec::new(),
-            prev: Vec::new(),
-            next: Vec::new(),
+            map: HashMap::with_capacity_and_hasher(capacity.min(PREALLOCATED), Default::default()),
+            hasher: ahash::RandomState::new(),
+            entries: Vec::new(),
             stats: Vec::new(),
             stride,
             capacity: capacity.max(1),
@@ -65,50 +94,52 @@ impl<K: Hash + Eq + Copy> Table<K> {
     /// and says how long ago it was seen before. A new entry's statistics are
     /// zero; when the table is full the least recently seen entry makes room.
     pub fn touch(&mut self, key: K, t: f64) -> Touched {
-        if let Some(&slot) = self.map.get(&key) {
-            let i = slot as usize;
-            let since = (t - self.last[i]).max(0.0);
-            self.last[i] = self.last[i].max(t);
-            self.move_to_front(slot);
-            return Touched {
-                slot,
-                since: Some(since),
-                age: (t - self.first[i]).max(0.0),
+        let hash = self.hasher.hash_one(key);
+        if let Some(&slot) = self.map.get(&hash) {
+            let e = &mut self.entries[slot as usize];
+            let since = if e.key == key {
+                let since = (t - e.last).max(0.0);
+                e.last = e.last.max(t);
+                Some(since)
+            } else {
+                // Another key of the same hash: it makes way.
+                e.key = key;
+                e.last = t;
+                self.evictions += 1;
+                self.restart(slot);
+                None
             };
+            self.move_to_front(slot);
+            return Touched { slot, since };
         }
-        let slot = if self.keys.len() < self.capacity {
-            self.keys.push(key);
-            self.last.push(t);
-            self.first.push(t);
-            self.prev.push(NONE);
-            self.next.push(NONE);
+        let entry = Entry {
+            key,
+            hash,
+            last: t,
+            prev: NONE,
+            next: NONE,
+        };
+        let slot = if self.entries.len() < self.capacity {
+            self.entries.push(entry);
             self.stats.resize(self.stats.len() + self.stride, 0.0);
-            (self.keys.len() - 1) as u32
+            (self.entries.len() - 1) as u32
         } else {
             let victim = self.tail;
             self.unlink(victim);
-            self.map.remove(&self.keys[victim as usize]);
+            self.map.remove(&self.entries[victim as usize].hash);
             self.evictions += 1;
-            let i = victim as usize;
-            self.keys[i] = key;
-            self.last[i] = t;
-            self.first[i] = t;
-            self.stats[i * self.stride..(i + 1) * self.stride].fill(0.0);
+            self.entries[victim as usize] = entry;
+            self.restart(victim);
             victim
         };
-        self.map.insert(key, slot);
+        self.map.insert(hash, slot);
         self.push_front(slot);
-        Touched {
-            slot,
-            since: None,
-            age: 0.0,
-        }
+        Touched { slot, since: None }
     }
 
-    /// Starts the entry in `slot` afresh at `t`: statistics zero, age 0.
-    pub fn restart(&mut self, slot: u32, t: f64) {
+    /// Starts the entry in `slot` afresh: statistics zero.
+    pub fn restart(&mut self, slot: u32) {
         let i = slot as usize;
-        self.first[i] = t;
         self.stats[i * self.stride..(i + 1) * self.stride].fill(0.0);
     }
 
@@ -126,12 +157,12 @@ impl<K: Hash + Eq + Copy> Table<K> {
 
     /// Entries held.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.entries.len()
     }
 
     /// True when the table holds nothing.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.entries.is_empty()
     }
 
     /// Entries evicted so far.
@@ -141,33 +172,34 @@ impl<K: Hash + Eq + Copy> Table<K> {
 
     /// Bytes the table holds now (its arrays and the hash map's buckets).
     pub fn bytes(&self) -> usize {
-        let per_bucket = std::mem::size_of::<(K, u32)>() + 1;
+        let per_bucket = std::mem::size_of::<(u64, u32)>() + 1;
         self.map.capacity() * per_bucket
-            + self.keys.capacity() * std::mem::size_of::<K>()
-            + (self.last.capacity() + self.first.capacity()) * 8
-            + (self.prev.capacity() + self.next.capacity()) * 4
+            + self.entries.capacity() * std::mem::size_of::<Entry<K>>()
             + self.stats.capacity() * 4
     }
 
     fn unlink(&mut self, slot: u32) {
-        let (p, n) = (self.prev[slot as usize], self.next[slot as usize]);
+        let e = self.entries[slot as usize];
+        let (p, n) = (e.prev, e.next);
         if p == NONE {
             self.head = n;
         } else {
-            self.next[p as usize] = n;
+            self.entries[p as usize].next = n;
         }
         if n == NONE {
             self.tail = p;
         } else {
-            self.prev[n as usize] = p;
+            self.entries[n as usize].prev = p;
         }
     }
 
     fn push_front(&mut self, slot: u32) {
-        self.prev[slot as usize] = NONE;
-        self.next[slot as usize] = self.head;
-        if self.head != NONE {
-            self.prev[self.head as usize] = slot;
+        let head = self.head;
+        let e = &mut self.entries[slot as usize];
+        e.prev = NONE;
+        e.next = head;
+        if head != NONE {
+            self.entries[head as usize].prev = slot;
         }
         self.head = slot;
         if self.tail == NONE {

@@ -116,7 +116,7 @@ impl Worker {
             handles,
             conn: None,
             marks: HashMap::new(),
-            judge: Judge::new(detector, stored_total),
+            judge: Judge::new(detector, stored_total).in_background(),
             stored_total,
             waiting: HashMap::new(),
             late: Vec::new(),
@@ -174,7 +174,7 @@ impl Worker {
             }
         };
         let base = self.stored_total.saturating_sub(history.len() as u64);
-        self.judge = Judge::new(&self.detector, base);
+        self.judge = Judge::new(&self.detector, base).in_background();
         let now = Utc::now();
         let inputs: Vec<Input<'_>> = history
             .iter()

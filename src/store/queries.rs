@@ -119,7 +119,11 @@ fn packet_row(r: &postgres::Row) -> PacketRow {
         model_id: r.get(12),
         tcp_flags: r.get(13),
         icmp_type: r.get(14),
-        features: r.try_get(15).ok().flatten(),
+        features: r
+            .try_get::<_, Option<Vec<u8>>>(15)
+            .ok()
+            .flatten()
+            .and_then(|b| super::ingest::decode_features(&b)),
     }
 }
 

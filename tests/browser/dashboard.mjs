@@ -116,9 +116,14 @@ try {
   await page.click("#packets tbody tr:first-child");
   await page.waitForSelector("#detail:not([hidden])", { timeout: 10000 });
   const verdict = await page.textContent("#d-verdict");
-  if (!/threshold/.test(verdict) || !/ANOMALY/.test(verdict)) throw new Error(`unexpected explanation: ${verdict}`);
-  const features = await page.$$eval("#d-bars .share span:first-child", (els) => els.map((e) => e.textContent));
-  if (!features.includes("log_size")) throw new Error(`explanation lacks feature shares: ${features}`);
+  if (!/threshold/.test(verdict) || !/flagged as an anomaly/.test(verdict)) throw new Error(`unexpected explanation: ${verdict}`);
+  const reasons = await page.$$eval("#d-bars .share .reason", (els) => els.map((e) => e.textContent));
+  // Each reason in words: what, the packet's value, where training put it.
+  if (!reasons.length || !reasons.every((r) => /^[a-z].*: [0-9.]+.*; .*(percentile|every packet).* of training/.test(r))) {
+    throw new Error(`explanation lacks reasons in words: ${JSON.stringify(reasons)}`);
+  }
+  const shares = await page.$$eval("#d-bars .share .fill", (els) => els.map((e) => parseFloat(e.style.width)));
+  if (!shares.length || shares.some((w) => !(w > 0 && w <= 100))) throw new Error(`bad share bars: ${shares}`);
   await page.click("#detail-close");
 
   step("click Retrain and see the new model");
