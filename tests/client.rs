@@ -12,24 +12,11 @@ use common::{TestDb, TestServer};
 use serde_json::Value;
 
 fn client(port: u16, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_netsentinel"))
-        .arg("client")
-        .args(args)
-        .args(["--server", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .expect("client runs")
+    common::run_client(port, args)
 }
 
 fn report(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "client failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON report")
+    common::client_report(out)
 }
 
 #[test]

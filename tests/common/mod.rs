@@ -338,3 +338,26 @@ pub fn send_with_giants(server: &TestServer, name: &str, count: u64) -> Vec<Valu
     s.send_raw(&text);
     s.recv_n(count as usize)
 }
+
+/// Runs `netsentinel client` with `args` against the server on `port`.
+pub fn run_client(port: u16, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_netsentinel"))
+        .arg("client")
+        .args(args)
+        .args(["--server", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("client runs")
+}
+
+/// The JSON report of a client run that must have succeeded.
+pub fn client_report(out: &std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "client failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON report")
+}

@@ -159,3 +159,48 @@ pub fn sll(ether_type: u16, payload: &[u8]) -> Vec<u8> {
     v.extend_from_slice(payload);
     v
 }
+
+/// An ARP message (Ethernet/IPv4): `op` 1 request, 2 reply, from the sender
+/// protocol address `sender` about `target`.
+pub fn arp(op: u16, sender: [u8; 4], target: [u8; 4]) -> Vec<u8> {
+    let mut v = vec![0, 1, 0x08, 0, 6, 4];
+    v.extend_from_slice(&op.to_be_bytes());
+    v.extend_from_slice(&[2, 0, 0, 0, 0, 1]);
+    v.extend_from_slice(&sender);
+    v.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    v.extend_from_slice(&target);
+    v
+}
+
+/// The Ethernet frame of an IPv4 record as a capture holds it: headers only
+/// (cut by the snap length), the IP header giving the packet's full length.
+/// TCP carries the record's flags, ICMP its type; any other protocol name
+/// with ports goes as UDP.
+pub fn ipv4_frame(p: &netsentinel::protocol::Packet) -> Vec<u8> {
+    let (std::net::IpAddr::V4(src), std::net::IpAddr::V4(dst)) = (p.source_ip, p.dest_ip) else {
+        panic!("IPv4 records only");
+    };
+    let (number, transport) = match (p.tcp_flags, p.icmp_type) {
+        (Some(flags), _) => (
+            6,
+            tcp_header(p.src_port.unwrap_or(0), p.dst_port.unwrap_or(0), flags),
+        ),
+        (None, Some(kind)) => (1, vec![kind, 0, 0, 0, 0, 1, 0, 1]),
+        (None, None) => {
+            let mut udp = Vec::new();
+            udp.extend_from_slice(&p.src_port.unwrap_or(0).to_be_bytes());
+            udp.extend_from_slice(&p.dst_port.unwrap_or(0).to_be_bytes());
+            udp.extend_from_slice(&(p.packet_size.saturating_sub(20)).to_be_bytes());
+            udp.extend_from_slice(&[0, 0]);
+            (17, udp)
+        }
+    };
+    let mut ip = ipv4_header(
+        src.octets(),
+        dst.octets(),
+        number,
+        usize::from(p.packet_size).saturating_sub(20),
+    );
+    ip.extend(transport);
+    ethernet(0x0800, &ip)
+}
