@@ -130,7 +130,7 @@ impl FeatureInfo {
     pub fn shown(&self, value: f64) -> f64 {
         match self.scale {
             Scale::Plain => value,
-            Scale::Log1p => value.exp_m1(),
+            Scale::Log1p => value.exp_m1().round(),
             Scale::Doublings { floor } => floor * value.exp2(),
         }
     }
@@ -263,9 +263,7 @@ pub fn number(v: f64) -> String {
 /// Share of training traffic at or above which a protocol or port is common.
 pub const RARE_SHARE: f64 = 0.01;
 
-/// First ephemeral port (IANA); all from here up are one category here, and
-/// a datagram to a port below it goes to a service.
-pub const EPHEMERAL_START: u16 = 49152;
+pub use crate::protocol::EPHEMERAL_START;
 
 /// The fields of a packet the features are computed from.
 #[derive(Debug, Clone, PartialEq)]

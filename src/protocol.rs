@@ -62,6 +62,10 @@ pub struct Packet {
     pub icmp_type: Option<u8>,
 }
 
+/// First ephemeral port (IANA): the detector pools ports from here up into
+/// one category, and a datagram to a port below it goes to a service.
+pub const EPHEMERAL_START: u16 = 49152;
+
 /// TCP flag bits as they appear in `tcp_flags`.
 pub mod tcp {
     /// FIN.

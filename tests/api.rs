@@ -241,6 +241,11 @@ fn every_endpoint_its_filters_and_its_errors() {
         "netsentinel_commit_seconds_bucket",
         "netsentinel_db_errors_total",
         "netsentinel_model_age_seconds",
+        "netsentinel_judged_late_total",
+        "netsentinel_models_trained_total",
+        "netsentinel_context_entries",
+        "netsentinel_context_bytes",
+        "netsentinel_context_evictions_total",
     ] {
         assert!(text.contains(name), "{name} missing from /metrics");
     }

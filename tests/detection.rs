@@ -102,7 +102,9 @@ fn the_same_capture_at_two_paces_gives_identical_scores() {
     let fast = run("pacefast", &[]);
     let slow = run("paceslow", &["--rate", "1500"]);
     assert_eq!(fast.len(), 3000);
-    assert!(fast.iter().all(|(_, score, _, model)| score.is_some() && model.is_some()));
+    assert!(fast
+        .iter()
+        .all(|(_, score, _, model)| score.is_some() && model.is_some()));
     assert!(
         fast.iter()
             .map(|v| v.3)
@@ -111,7 +113,12 @@ fn the_same_capture_at_two_paces_gives_identical_scores() {
             > 3,
         "several models judged the replay"
     );
-    let differences: Vec<_> = fast.iter().zip(&slow).filter(|(a, b)| a != b).take(5).collect();
+    let differences: Vec<_> = fast
+        .iter()
+        .zip(&slow)
+        .filter(|(a, b)| a != b)
+        .take(5)
+        .collect();
     assert!(
         differences.is_empty(),
         "full speed and 1,500 packets/s differ: {differences:?}"
@@ -170,7 +177,8 @@ fn arp_and_tcp_flags_and_icmp_types_round_trip_from_a_capture_to_the_table() {
         &["fields", "--pcap", cap.to_str().unwrap(), "--json"],
     ));
     assert_eq!(r["sent"], 5, "{r}");
-    let rows: Vec<(String, String, String, i32, Option<i16>, Option<i16>)> = db
+    type Row = (String, String, String, i32, Option<i16>, Option<i16>);
+    let rows: Vec<Row> = db
         .client()
         .query(
             "SELECT host(source_ip), host(dest_ip), protocol, packet_size, tcp_flags, icmp_type \
@@ -218,14 +226,19 @@ fn scenario(name: &str, single_attack: bool) {
         let kind = |k: &str| -> (f64, u64, u64) {
             let v: &Value = &r["kinds"][k];
             (
-                v["recall"].as_f64().unwrap_or_else(|| panic!("kind {k} in {r}")),
+                v["recall"]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("kind {k} in {r}")),
                 v["flagged"].as_u64().unwrap(),
                 v["sent"].as_u64().unwrap(),
             )
         };
         assert!(f("precision") >= 0.9, "{name} seed {seed}: {r}");
         assert!(f("recall") >= 0.9, "{name} seed {seed}: {r}");
-        assert!(kind("size").0 >= 0.9, "{name} seed {seed}: size anomalies: {r}");
+        assert!(
+            kind("size").0 >= 0.9,
+            "{name} seed {seed}: size anomalies: {r}"
+        );
         let attacks: Vec<(f64, u64, u64)> = r["kinds"]
             .as_object()
             .unwrap()
@@ -234,9 +247,7 @@ fn scenario(name: &str, single_attack: bool) {
             .map(|k| kind(k))
             .collect();
         assert!(!attacks.is_empty(), "{name} injected no attack: {r}");
-        let (flagged, sent) = attacks
-            .iter()
-            .fold((0, 0), |(f, s), a| (f + a.1, s + a.2));
+        let (flagged, sent) = attacks.iter().fold((0, 0), |(f, s), a| (f + a.1, s + a.2));
         assert!(
             flagged as f64 / sent as f64 >= 0.9,
             "{name} seed {seed}: attack recall {flagged}/{sent}: {r}"

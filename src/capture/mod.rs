@@ -1,4 +1,4 @@
-//! Packet captures: reading pcap and pcapng files ([`file`]), turning a
+//! Packet captures: reading pcap and pcapng files ([`mod@file`]), turning a
 //! link-layer frame into a packet record ([`frame`], the one converter), and
 //! the label files that say which frames are attacks ([`labels`]).
 

@@ -81,6 +81,7 @@ impl Feed {
             attack_share: opts.attack_share,
             start: chrono::Utc::now(),
         };
+        plan.check().map_err(ClientError::Usage)?;
         Ok(Feed::Generated {
             generator: Box::new(Generator::new(plan, opts.seed)),
             limit,

@@ -652,6 +652,33 @@ impl Generator {
 
 /// Seconds of normal traffic before an attack starts at the earliest.
 const QUIET_START: f64 = 60.0;
+
+/// Packet-time seconds a fixed-count run with a scenario must cover: its
+/// attack starts after 60 seconds of ordinary traffic, at 60% of the run.
+pub const SCENARIO_MIN_SECONDS: f64 = QUIET_START / ATTACK_FROM;
+
+impl Plan {
+    /// Checks that the run can hold its scenario: a fixed count must cover
+    /// [`SCENARIO_MIN_SECONDS`] of packet time at the plan's rate.
+    pub fn check(&self) -> Result<(), String> {
+        let (Some(scenario), Some(count)) = (self.scenario, self.count) else {
+            return Ok(());
+        };
+        let rate = self.rate.max(0.01);
+        let seconds = count as f64 / rate;
+        if seconds + 1e-9 < SCENARIO_MIN_SECONDS {
+            let need = (SCENARIO_MIN_SECONDS * rate).ceil() as u64;
+            return Err(format!(
+                "--scenario {} needs at least {need} packets at {rate} packets/s of packet time \
+                 ({SCENARIO_MIN_SECONDS:.0} s: the attack starts after {QUIET_START:.0} s of \
+                 ordinary traffic, 60% into the run); --count {count} covers {seconds:.1} s: \
+                 raise --count or lower --rate",
+                scenario.name()
+            ));
+        }
+        Ok(())
+    }
+}
 /// Share of a fixed-count run before an attack starts.
 const ATTACK_FROM: f64 = 0.6;
 /// A beacon is slow (a heartbeat every two seconds) and is only told from
@@ -856,6 +883,26 @@ mod tests {
             };
             assert!((low..0.08).contains(&share), "{scenario:?}: {share}");
         }
+    }
+
+    #[test]
+    fn a_scenario_needs_a_run_long_enough_for_its_attack() {
+        let mut p = plan(Some(Scenario::Portscan), 0.1);
+        assert!(p.check().is_ok(), "20,000 packets at 200/s cover 100 s");
+        p.count = Some(5000);
+        let e = p.check().unwrap_err();
+        assert!(
+            e.contains("needs at least 20000 packets") && e.contains("25.0 s"),
+            "{e}"
+        );
+        p.scenario = None;
+        assert!(p.check().is_ok(), "no scenario, no minimum");
+        p.scenario = Some(Scenario::Beacon);
+        p.count = None;
+        assert!(
+            p.check().is_ok(),
+            "a run without a count repeats its episodes"
+        );
     }
 
     #[test]

@@ -1,17 +1,15 @@
 //! `netsentinel client`: sends generated or replayed traffic to the server and
 //! reports how well the detector did against what it injected.
 //!
-//! - [`options`]: command line and configuration → validated [`ClientOptions`];
 //! - [`feed`]: where records come from (generator or capture), with the truth;
-//! - [`generate`]: seeded random traffic with injected anomalies;
-//! - [`pcap`]: a capture file as frames; [`frame`]: a frame → a record;
+//! - [`generate`]: a seeded simulated network with injected anomalies and
+//!   attacks (captures are read by [`crate::capture`]);
 //! - [`session`]: pipelined sending, verdict reading, reconnect and resend;
 //! - [`report`]: counts against the truth, text and JSON reports.
 
 pub mod feed;
 pub mod generate;
 pub mod menu;
-pub mod options;
 pub mod report;
 pub mod session;
 

@@ -134,12 +134,12 @@ declare! {
         train_window: usize = 10_000, int(2, 10_000_000);
         /// Packets stored between automatic retrains; 0 turns them off.
         retrain_every: u64 = 100_000, int(0, 1_000_000_000);
-        /// Half-lives in seconds of packet time at which each source's, pair's and destination's behaviour is summed up; empty: per-packet features only.
+        /// Half-lives in seconds of packet time at which each host's behaviour is summed up (rates, new hosts, ports, connections, clients); empty: per-packet features only.
         half_lives: Vec<f64> = vec![0.1, 1.0, 10.0, 60.0],
             Kind::NumberList { min: 0.0, max: 86_400.0, max_len: 8 };
-        /// Entries each context table (sources, pairs, destinations, ports, connections) holds at most; the least recently seen is evicted.
+        /// Entries each context table (hosts, host pairs, ports tried, connections) holds at most; the least recently seen is evicted.
         max_streams: usize = 100_000, int(1_000, 100_000_000);
-        /// Leave packets the model in use flags out of the training window.
+        /// Leave the packets flagged when judged out of the next model's training (measured: worse; see README).
         exclude_flagged: bool = false, Kind::Bool;
     }
 

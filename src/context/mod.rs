@@ -190,7 +190,7 @@ fn ip_key(ip: IpAddr) -> Ip {
     })
 }
 
-use crate::features::EPHEMERAL_START;
+use crate::protocol::EPHEMERAL_START;
 
 /// ICMP messages that answer another host's (echo, timestamp and address
 /// mask replies; destination unreachable, time exceeded, parameter problem).

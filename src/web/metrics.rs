@@ -33,7 +33,7 @@ fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
 pub fn render(state: &WebState) -> ApiResponse {
     let st = &state.stats;
     let mut out = String::with_capacity(4096);
-    let counters: [(&str, &str, &AtomicU64); 7] = [
+    let counters: [(&str, &str, &AtomicU64); 10] = [
         (
             "netsentinel_packets_stored_total",
             "Packets committed since the server started.",
@@ -69,6 +69,21 @@ pub fn render(state: &WebState) -> ApiResponse {
             "Connections dropped for not reading their verdicts.",
             &st.slow_readers,
         ),
+        (
+            "netsentinel_judged_late_total",
+            "Packets stored before the first model and scored when it came.",
+            &st.judged_late,
+        ),
+        (
+            "netsentinel_models_trained_total",
+            "Models trained by the worker at their fixed packet counts.",
+            &st.models_trained,
+        ),
+        (
+            "netsentinel_context_evictions_total",
+            "Context entries (hosts, pairs, ports, connections) evicted to stay within detector.max_streams.",
+            &st.context_evictions,
+        ),
     ];
     for (name, help, value) in counters {
         counter(&mut out, name, help, "counter", Stats::get(value));
@@ -97,7 +112,7 @@ pub fn render(state: &WebState) -> ApiResponse {
 }
 
 /// The gauges: (name, help, value now).
-fn gauges(state: &WebState) -> [(&'static str, &'static str, f64); 5] {
+fn gauges(state: &WebState) -> [(&'static str, &'static str, f64); 7] {
     let (model_id, age) = match state.models.current() {
         Some(m) => (
             m.info.id as f64,
@@ -130,6 +145,16 @@ fn gauges(state: &WebState) -> [(&'static str, &'static str, f64); 5] {
             "netsentinel_model_age_seconds",
             "Seconds since the model in use was trained (-1: none yet).",
             age,
+        ),
+        (
+            "netsentinel_context_entries",
+            "Entries in the context tables (hosts, pairs, ports, connections).",
+            Stats::get(&state.stats.context_entries) as f64,
+        ),
+        (
+            "netsentinel_context_bytes",
+            "Bytes the context tables hold.",
+            Stats::get(&state.stats.context_bytes) as f64,
         ),
     ]
 }

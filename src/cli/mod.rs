@@ -1,5 +1,8 @@
-//! The command line: clap definitions, and which flags stand for which config
-//! keys ([`Command::config_overrides`]). `main.rs` acts on them.
+//! The command line: clap definitions, which flags stand for which config
+//! keys ([`Command::config_overrides`]), and `client`'s flags turned into
+//! [`crate::client::ClientOptions`]. `main.rs` acts on them.
+
+mod client;
 
 use std::path::PathBuf;
 

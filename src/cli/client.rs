@@ -5,11 +5,11 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use crate::cli::ClientArgs;
+use super::ClientArgs;
 use crate::config::Config;
 use crate::protocol::MAX_CLIENT_NAME_CHARS;
 
-use super::{menu, ClientError, ClientOptions, Mode, Pacing};
+use crate::client::{menu, ClientError, ClientOptions, Mode, Pacing};
 
 impl ClientOptions {
     /// The options `args` ask for under `config`; `None` when the user chose
