@@ -272,3 +272,124 @@ fn config_defaults_print_the_shipped_file_and_the_effective_one_hides_secrets() 
         "{text}"
     );
 }
+
+mod common;
+
+/// A labelled capture: 600 ordinary TCP packets between a few hosts, then
+/// one host sending SYNs to 300 ports (labelled 1 in the per-IP-packet file).
+fn write_scan_capture(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    use common::pcap::{ethernet, ipv4_header, pcap_header, pcap_record, tcp_header, ETHERNET};
+    let mut file = pcap_header(ETHERNET);
+    let mut labels = String::new();
+    let frame = |src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, flags: u8, len: usize| {
+        let mut ip = ipv4_header(src, dst, 6, 20 + len);
+        ip.extend(tcp_header(sport, dport, flags));
+        ethernet(0x0800, &ip)
+    };
+    let mut t = 1_800_000_000u64 * 1_000_000;
+    for i in 0..600u16 {
+        let client = [10, 0, 0, 10 + (i % 5) as u8];
+        let (sport, flags, len) = (50_000 + i % 7, 0x18, 200 + usize::from(i % 9) * 100);
+        let f = if i % 2 == 0 {
+            frame(client, [10, 0, 1, 1], sport, 443, flags, len)
+        } else {
+            frame([10, 0, 1, 1], client, 443, sport, 0x10, len)
+        };
+        t += 20_000;
+        pcap_record(
+            &mut file,
+            (t / 1_000_000) as u32,
+            (t % 1_000_000) as u32,
+            &f,
+        );
+        labels.push_str("0\n");
+    }
+    for port in 1..=300u16 {
+        let f = frame([10, 0, 3, 66], [10, 0, 1, 1], 41_337, port, 0x02, 0);
+        t += 5_000;
+        pcap_record(
+            &mut file,
+            (t / 1_000_000) as u32,
+            (t % 1_000_000) as u32,
+            &f,
+        );
+        labels.push_str("1\n");
+    }
+    let cap = dir.join("scan.pcap");
+    std::fs::write(&cap, file).unwrap();
+    let lab = dir.join("scan.pcap.labels");
+    std::fs::write(&lab, labels).unwrap();
+    (cap, lab)
+}
+
+#[test]
+fn eval_pcap_judges_a_capture_with_and_without_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cap, lab) = write_scan_capture(dir.path());
+    let out = netsentinel(
+        &[
+            "eval-pcap",
+            cap.to_str().unwrap(),
+            "--labels",
+            lab.to_str().unwrap(),
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = &v["captures"][0];
+    assert_eq!(c["frames"], 900);
+    assert_eq!(c["label_form"], "per_frame");
+    for side in ["context", "per_packet"] {
+        assert_eq!(c[side]["packets"], 900, "{c}");
+        assert_eq!(c[side]["anomalies"], 300, "{c}");
+        assert_eq!(
+            c[side]["scored"], 900,
+            "every packet scored, the first ones late: {c}"
+        );
+    }
+    let auc = |side: &str| c[side]["auc"].as_f64().unwrap();
+    assert!(
+        auc("context") > 0.9,
+        "the scan stands out with context: {c}"
+    );
+    assert!(auc("context") > auc("per_packet") + 0.1, "{c}");
+    assert!(c["context"]["recall"].as_f64().unwrap() > 0.8, "{c}");
+    // The table form, and the labels found beside the capture.
+    let out = netsentinel(&["eval-pcap", cap.to_str().unwrap()], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("scan.pcap") && text.contains("per-packet") && text.contains("auc"),
+        "{text}"
+    );
+}
+
+#[test]
+fn eval_pcap_refuses_labels_that_fit_neither_form_and_missing_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cap, lab) = write_scan_capture(dir.path());
+    std::fs::write(&lab, "0\n1\n").unwrap();
+    let out = netsentinel(&["eval-pcap", cap.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("2 labels, but") && stderr(&out).contains("900 frames"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_file(&lab).unwrap();
+    let out = netsentinel(&["eval-pcap", cap.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no labels file"), "{}", stderr(&out));
+    let out = netsentinel(
+        &["eval-pcap", "/nonexistent.pcap", "--labels", "x"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent.pcap"),
+        "{}",
+        stderr(&out)
+    );
+}

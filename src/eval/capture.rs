@@ -145,8 +145,18 @@ pub fn render_text(reports: &[CaptureReport], cfg: &DetectorConfig) -> String {
         cfg.min_train_packets, cfg.contamination
     );
     out.push_str(&format!(
-        "{:<44} {:<10} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}\n",
-        "capture", "features", "packets", "attack", "scored", "auc", "ap", "prec", "recall", "f1"
+        "{:<44} {:<10} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}\n",
+        "capture",
+        "features",
+        "packets",
+        "attack",
+        "scored",
+        "flagged",
+        "auc",
+        "ap",
+        "prec",
+        "recall",
+        "f1"
     ));
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
     for r in reports {
@@ -155,12 +165,13 @@ pub fn render_text(reports: &[CaptureReport], cfg: &DetectorConfig) -> String {
             .map_or(r.capture.clone(), |n| n.to_string_lossy().into_owned());
         for (label, f) in [("context", &r.context), ("per-packet", &r.per_packet)] {
             out.push_str(&format!(
-                "{:<44} {:<10} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7.3} {:>7.3} {:>7.3}\n",
+                "{:<44} {:<10} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7.3} {:>7.3} {:>7.3}\n",
                 truncate(&name, 44),
                 label,
                 f.packets,
                 f.anomalies,
                 f.scored,
+                f.flagged,
                 opt(f.auc),
                 opt(f.ap),
                 f.precision,
