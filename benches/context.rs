@@ -16,9 +16,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
-use netsentinel::client::generate::{
-    Generator, Plan, Scenario, DEFAULT_ATTACK_SHARE, DEFAULT_RATE,
-};
+use netsentinel::client::generate::{Generator, Plan, Scenario};
 use netsentinel::config::DetectorConfig;
 use netsentinel::context::{ContextConfig, Observation, Tracker};
 use netsentinel::detector::Detector;
@@ -35,34 +33,9 @@ const TRAIN_ROWS: usize = 10_000;
 const BATCH: usize = 4096;
 
 fn traffic(n: usize) -> Vec<Packet> {
-    let plan = Plan {
-        protocols: ["TCP", "UDP", "ICMP", "HTTP", "HTTPS"]
-            .map(String::from)
-            .to_vec(),
-        anomaly_ratio: 0.1,
-        rate: DEFAULT_RATE,
-        count: Some(n as u64),
-        scenario: Some(Scenario::Mixed),
-        attack_share: DEFAULT_ATTACK_SHARE,
-        start: chrono::Utc::now(),
-    };
+    let plan = Plan::new(Some(n as u64), Some(Scenario::Mixed));
     let mut g = Generator::new(plan, 7);
     (0..n).map(|_| g.next_packet().0).collect()
-}
-
-fn observation<'a>(p: &'a Packet, time: f64) -> Observation<'a> {
-    Observation {
-        sender: "bench",
-        src: p.source_ip,
-        dst: p.dest_ip,
-        size: p.packet_size,
-        src_port: p.src_port,
-        dst_port: p.dst_port,
-        tcp_flags: p.tcp_flags,
-        icmp_type: p.icmp_type,
-        protocol: &p.protocol,
-        time,
-    }
 }
 
 /// Seconds to extract the context of every packet, and the rows.
@@ -75,7 +48,10 @@ fn extract(cfg: &DetectorConfig, packets: &[Packet], times: &[f64]) -> (f64, Vec
     let mut rows = vec![0.0; packets.len() * w];
     let started = Instant::now();
     for (i, (p, &t)) in packets.iter().zip(times).enumerate() {
-        tracker.observe(&observation(p, t), &mut rows[i * w..(i + 1) * w]);
+        tracker.observe(
+            &Observation::of("bench", p, t),
+            &mut rows[i * w..(i + 1) * w],
+        );
     }
     (started.elapsed().as_secs_f64(), rows)
 }
@@ -143,7 +119,10 @@ fn memory_at(streams: usize) {
             tcp_flags: Some(netsentinel::protocol::tcp::SYN),
             icmp_type: None,
         };
-        tracker.observe(&observation(&p, 1_000.0 + f64::from(i) * 1e-4), &mut row);
+        tracker.observe(
+            &Observation::of("bench", &p, 1_000.0 + f64::from(i) * 1e-4),
+            &mut row,
+        );
     }
     let elapsed = started.elapsed().as_secs_f64();
     let usage = tracker.usage();

@@ -8,23 +8,14 @@
 //!
 //! `cargo bench --bench detection` (`BENCH_PACKETS`, default 20,000 per run).
 
-use netsentinel::client::generate::{
-    Generator, Plan, Scenario, Truth, DEFAULT_ATTACK_SHARE, DEFAULT_RATE,
-};
+use netsentinel::client::generate::{Generator, Plan, Scenario, Truth};
 use netsentinel::config::DetectorConfig;
 use netsentinel::eval::stream::{figures, judge, Labelled};
 
 fn stream(scenario: Option<Scenario>, ratio: f64, seed: u64, n: u64) -> Vec<Labelled> {
     let plan = Plan {
-        protocols: ["TCP", "UDP", "ICMP", "HTTP", "HTTPS"]
-            .map(String::from)
-            .to_vec(),
         anomaly_ratio: ratio,
-        rate: DEFAULT_RATE,
-        count: Some(n),
-        scenario,
-        attack_share: DEFAULT_ATTACK_SHARE,
-        start: chrono::Utc::now(),
+        ..Plan::new(Some(n), scenario)
     };
     let mut g = Generator::new(plan, seed);
     (0..n)

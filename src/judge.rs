@@ -82,7 +82,8 @@ pub struct Judged {
 }
 
 impl Judged {
-    fn unscored() -> Judged {
+    /// The verdict of a packet judged before any model existed.
+    pub fn unscored() -> Judged {
         Judged {
             score: None,
             anomaly: false,
@@ -632,19 +633,7 @@ impl Judge {
 }
 
 fn observation<'a>(input: &Input<'a>) -> Observation<'a> {
-    let p = input.packet;
-    Observation {
-        sender: input.sender,
-        src: p.source_ip,
-        dst: p.dest_ip,
-        size: p.packet_size,
-        src_port: p.src_port,
-        dst_port: p.dst_port,
-        tcp_flags: p.tcp_flags,
-        icmp_type: p.icmp_type,
-        protocol: &p.protocol,
-        time: input.time,
-    }
+    Observation::of(input.sender, input.packet, input.time)
 }
 
 /// A packet's time in seconds since the Unix epoch: its own timestamp, else `now`.

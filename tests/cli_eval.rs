@@ -18,6 +18,13 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Asserts the run exited 2 with every one of `needles` in its message.
+fn exits_2_saying(o: &Output, needles: &[&str]) {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(needles.iter().all(|n| e.contains(n)), "{e}");
+}
+
 /// A small labelled set: a 2-D cluster and a few far points.
 fn write_dataset(dir: &Path) -> std::path::PathBuf {
     let mut text = String::from("x,y,label\n");
@@ -371,25 +378,15 @@ fn eval_pcap_refuses_labels_that_fit_neither_form_and_missing_labels() {
     let dir = tempfile::tempdir().unwrap();
     let (cap, lab) = write_scan_capture(dir.path());
     std::fs::write(&lab, "0\n1\n").unwrap();
-    let out = netsentinel(&["eval-pcap", cap.to_str().unwrap()], dir.path());
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("2 labels, but") && stderr(&out).contains("900 frames"),
-        "{}",
-        stderr(&out)
-    );
+    let cap = cap.to_str().unwrap();
+    let out = netsentinel(&["eval-pcap", cap], dir.path());
+    exits_2_saying(&out, &["2 labels, but", "900 frames"]);
     std::fs::remove_file(&lab).unwrap();
-    let out = netsentinel(&["eval-pcap", cap.to_str().unwrap()], dir.path());
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("no labels file"), "{}", stderr(&out));
+    let out = netsentinel(&["eval-pcap", cap], dir.path());
+    exits_2_saying(&out, &["no labels file"]);
     let out = netsentinel(
         &["eval-pcap", "/nonexistent.pcap", "--labels", "x"],
         dir.path(),
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("/nonexistent.pcap"),
-        "{}",
-        stderr(&out)
-    );
+    exits_2_saying(&out, &["/nonexistent.pcap"]);
 }

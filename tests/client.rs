@@ -171,18 +171,20 @@ fn pcap_replay_sends_ip_frames_skips_the_rest_and_scores_labels() {
         .map(|i| if i % 13 == 0 { "1\n" } else { "0\n" })
         .collect();
     std::fs::write(&labels, text).unwrap();
-    let out = client(
-        server.port,
-        &[
-            "replayer",
-            "--pcap",
-            cap.to_str().unwrap(),
-            "--labels",
-            labels.to_str().unwrap(),
-            "--json",
-        ],
-    );
-    let r = report(&out);
+    let replay = |name: &str| {
+        client(
+            server.port,
+            &[
+                name,
+                "--pcap",
+                cap.to_str().unwrap(),
+                "--labels",
+                labels.to_str().unwrap(),
+                "--json",
+            ],
+        )
+    };
+    let r = report(&replay("replayer"));
     assert_eq!(r["sent"], 60);
     assert_eq!(r["skipped"], 1);
     assert!(r["injected"].is_u64(), "labels give a truth: {r}");
@@ -204,16 +206,7 @@ fn pcap_replay_sends_ip_frames_skips_the_rest_and_scores_labels() {
     );
     // Wrong number of labels: a clear error before anything is sent.
     std::fs::write(&labels, "0\n1\n").unwrap();
-    let out = client(
-        server.port,
-        &[
-            "replayer2",
-            "--pcap",
-            cap.to_str().unwrap(),
-            "--labels",
-            labels.to_str().unwrap(),
-        ],
-    );
+    let out = replay("replayer2");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -225,18 +218,7 @@ fn pcap_replay_sends_ip_frames_skips_the_rest_and_scores_labels() {
         .map(|i| if i < 30 { "0\n" } else { "1\n" })
         .collect();
     std::fs::write(&labels, per_ip).unwrap();
-    let out = client(
-        server.port,
-        &[
-            "replayer3",
-            "--pcap",
-            cap.to_str().unwrap(),
-            "--labels",
-            labels.to_str().unwrap(),
-            "--json",
-        ],
-    );
-    let r = report(&out);
+    let r = report(&replay("replayer3"));
     assert_eq!(r["sent"], 60, "{r}");
     assert_eq!(r["injected"], 30, "{r}");
 }

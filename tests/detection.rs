@@ -9,22 +9,16 @@ use std::path::Path;
 
 use common::pcap::{arp, ethernet, ipv4_frame, pcap_header, pcap_record, ETHERNET};
 use common::{client_report, run_client, TestDb, TestServer};
-use netsentinel::client::generate::{Generator, Plan, DEFAULT_ATTACK_SHARE, DEFAULT_RATE};
+use netsentinel::client::generate::{Generator, Plan};
 use serde_json::Value;
 
 /// Writes `n` generated packets (ordinary sessions with flags, no size
 /// anomalies) as a pcap file, each frame at its packet time.
 fn generated_capture(path: &Path, n: u64, seed: u64) {
     let plan = Plan {
-        protocols: ["TCP", "UDP", "ICMP", "HTTP", "HTTPS"]
-            .map(String::from)
-            .to_vec(),
         anomaly_ratio: 0.0,
-        rate: DEFAULT_RATE,
-        count: Some(n),
-        scenario: None,
-        attack_share: DEFAULT_ATTACK_SHARE,
         start: chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+        ..Plan::new(Some(n), None)
     };
     let mut g = Generator::new(plan, seed);
     let mut file = pcap_header(ETHERNET);

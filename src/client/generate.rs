@@ -658,6 +658,22 @@ const QUIET_START: f64 = 60.0;
 pub const SCENARIO_MIN_SECONDS: f64 = QUIET_START / ATTACK_FROM;
 
 impl Plan {
+    /// A plan with the client's defaults: the default protocols, 10% size
+    /// anomalies, [`DEFAULT_RATE`], [`DEFAULT_ATTACK_SHARE`], ending now.
+    pub fn new(count: Option<u64>, scenario: Option<Scenario>) -> Plan {
+        Plan {
+            protocols: ["TCP", "UDP", "ICMP", "HTTP", "HTTPS"]
+                .map(String::from)
+                .to_vec(),
+            anomaly_ratio: 0.1,
+            rate: DEFAULT_RATE,
+            count,
+            scenario,
+            attack_share: DEFAULT_ATTACK_SHARE,
+            start: Utc::now(),
+        }
+    }
+
     /// Checks that the run can hold its scenario: a fixed count must cover
     /// [`SCENARIO_MIN_SECONDS`] of packet time at the plan's rate.
     pub fn check(&self) -> Result<(), String> {
@@ -800,15 +816,9 @@ mod tests {
 
     fn plan(scenario: Option<Scenario>, ratio: f64) -> Plan {
         Plan {
-            protocols: ["TCP", "UDP", "ICMP", "HTTP", "HTTPS"]
-                .map(String::from)
-                .to_vec(),
             anomaly_ratio: ratio,
-            rate: DEFAULT_RATE,
-            count: Some(20_000),
-            scenario,
-            attack_share: DEFAULT_ATTACK_SHARE,
             start: DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap(),
+            ..Plan::new(Some(20_000), scenario)
         }
     }
 

@@ -198,7 +198,23 @@ const ICMP_ANSWERS: [u8; 7] = [0, 3, 11, 12, 14, 16, 18];
 /// ICMPv6 messages that answer another host's (errors 1-4, echo reply).
 const ICMPV6_ANSWERS: [u8; 5] = [1, 2, 3, 4, 129];
 
-impl Observation<'_> {
+impl<'a> Observation<'a> {
+    /// What the tracker reads of `packet`, reported by `sender`, at packet time `time`.
+    pub fn of(sender: &'a str, packet: &'a crate::protocol::Packet, time: f64) -> Observation<'a> {
+        Observation {
+            sender,
+            src: packet.source_ip,
+            dst: packet.dest_ip,
+            size: packet.packet_size,
+            src_port: packet.src_port,
+            dst_port: packet.dst_port,
+            tcp_flags: packet.tcp_flags,
+            icmp_type: packet.icmp_type,
+            protocol: &packet.protocol,
+            time,
+        }
+    }
+
     /// True when the packet starts something (a TCP SYN without ACK, a
     /// datagram to a service port, an ICMP echo or timestamp request, an ARP
     /// message; anything else without ports): only these make new hosts,

@@ -453,7 +453,7 @@ impl Worker {
             Err(e) => {
                 log::error!("judging failed ({e}); the packets are stored without a score");
                 Judgement {
-                    verdicts: vec![unscored(); todo.len()],
+                    verdicts: vec![Judged::unscored(); todo.len()],
                     ..Judgement::default()
                 }
             }
@@ -614,15 +614,6 @@ impl Worker {
                 conn.deliver(vec![Reply::Late(verdict)], &self.handles.stats);
             }
         }
-    }
-}
-
-fn unscored() -> Judged {
-    Judged {
-        score: None,
-        anomaly: false,
-        model: None,
-        features: None,
     }
 }
 
