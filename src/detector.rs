@@ -1,20 +1,25 @@
 //! The packet detector: the per-packet feature encoder ([`crate::features`])
-//! and one Isolation Forest per view of the traffic ([`Group`]: the packet
-//! alone, its source over time, the source → destination pair, the
-//! destination), trained together, scored together and stored together as one
-//! JSON document (the `models` table).
+//! and one Isolation Forest per view of the traffic: the packet alone (the
+//! seed's three features), and each context family (one measure of
+//! [`crate::context`] at every half-life), trained together, scored together
+//! and stored together as one JSON document (the `models` table).
 //!
 //! Why one forest per view: an Isolation Forest picks split features
-//! uniformly, so in one forest over fifty context features a giant packet (odd
-//! only in size) would hardly ever be split on size and would not stand out.
-//! Each view's forest sees only its own features. Isolation Forest scores are
-//! on one scale in every view (2^(−path length / c(ψ))), but each view's
-//! ordinary packets sit at their own level; so each view's score is shifted by
-//! its training median, and a packet's score is 0.5 plus the largest shifted
-//! score of any view: anomalous in any view is anomalous, and how far out it is
-//! still counts. With only the packet view this ranks exactly as the plain
-//! forest does. The threshold is the (1 − contamination) quantile of the
-//! training rows' scores.
+//! uniformly, so in one forest over thirty columns a giant packet (odd only in
+//! size) or a scan (odd only in new ports) would hardly ever be split on the
+//! one column that matters. Isolation Forest scores are on one scale in every
+//! view (2^(−path length / c(ψ))), but each view's ordinary packets sit at
+//! their own level; so each view's score is shifted by its training median,
+//! and a packet's score is 0.5 plus the largest shifted score of any view:
+//! anomalous in any view is anomalous, and how far out it is still counts.
+//!
+//! The threshold is the (1 − contamination) quantile of the training rows'
+//! *packet-view* scores, and every view is held to that bar. Contamination
+//! says how much of the traffic is odd packet by packet; a burst of attack
+//! rows in the training window (a scan's thousand probes) then cannot push
+//! the bar up and hide the next giants, and a behaviour is flagged when it
+//! stands as far out as an odd packet does. With only the packet view this is
+//! exactly the plain forest with scikit-learn's threshold.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -155,7 +160,7 @@ impl Detector {
         let full = full_rows(&encoder, packets, context, width)?;
         let partition = partition(&features);
         let mut views = Vec::with_capacity(partition.len());
-        let mut combined = vec![f64::NEG_INFINITY; packets.len()];
+        let mut packet_view = Vec::new();
         for (i, (group, name, cols)) in partition.into_iter().enumerate() {
             let names = cols.iter().map(|&c| features[c].name.clone()).collect();
             let seed = cfg
@@ -172,8 +177,8 @@ impl Detector {
             sorted.sort_by(f64::total_cmp);
             let q = |p: f64| crate::detect::forest::quantile_sorted(&sorted, p);
             let center = q(0.5);
-            for (c, s) in combined.iter_mut().zip(&scores) {
-                *c = c.max(standardize(*s, center));
+            if group == Group::Packet {
+                packet_view = scores.iter().map(|s| standardize(*s, center)).collect();
             }
             views.push(View {
                 group,
@@ -186,7 +191,7 @@ impl Detector {
             });
         }
         let share = share.clamp(0.0, 1.0);
-        let threshold = crate::detect::forest::quantile(&combined, 1.0 - share);
+        let threshold = crate::detect::forest::quantile(&packet_view, 1.0 - share);
         let (percentiles, p999) = feature_percentiles(&full);
         Ok(Detector {
             format: FORMAT,

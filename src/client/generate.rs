@@ -462,7 +462,7 @@ impl Generator {
 
     /// When each attack of the scenario runs: once the network has been
     /// going for a while (60% into the run, and at least [`QUIET_START`]; a
-    /// beacon from 10%), long enough for its packets to be about
+    /// beacon from 5%), long enough for its packets to be about
     /// `attack_share` of the run (the share split evenly for `mixed`), ending
     /// by 98%; without a count, an episode starts [`QUIET_START`] in and
     /// repeats every 120 s.
@@ -701,7 +701,7 @@ const ATTACK_FROM: f64 = 0.6;
 /// ordinary traffic by its regularity, which takes a few beats to show: it
 /// starts this share into a fixed-count run, and at least [`BEACON_QUIET`]
 /// seconds in.
-const BEACON_FROM: f64 = 0.1;
+const BEACON_FROM: f64 = 0.05;
 const BEACON_QUIET: f64 = 10.0;
 
 /// Without a count, an attack episode starts this often, seconds.

@@ -574,9 +574,12 @@ impl Tracker {
         (new, syn, completed)
     }
 
-    /// The pair's periodicity in [0, 1]: 1 − (spread / mean) / [`REGULAR_CV`]
-    /// of the pauses between its bursts over ~10 minutes; 0 for irregular
-    /// pauses and for a pair with too few pauses to tell.
+    /// The pair's periodicity in [0, 1]: 1 − (spread / mean) / bar of the
+    /// pauses between its bursts over ~10 minutes, where the bar is
+    /// [`REGULAR_CV`] × (1 − 2 / pauses): a few pauses of irregular traffic
+    /// look regular by chance now and then, so the fewer there are, the
+    /// more regular they must be. 0 for irregular pauses and for a pair with
+    /// fewer than [`MIN_GAPS`].
     fn periodicity(&self, slot: u32) -> f64 {
         let state = self.pairs.stats(slot);
         let gaps = Damped {
@@ -585,7 +588,8 @@ impl Tracker {
             m2: state[2],
         };
         if gaps.w >= MIN_GAPS && gaps.mean > 0.0 {
-            f64::from((1.0 - gaps.std() / gaps.mean / REGULAR_CV).max(0.0))
+            let bar = REGULAR_CV * (1.0 - 2.0 / gaps.w);
+            f64::from((1.0 - gaps.std() / gaps.mean / bar).max(0.0))
         } else {
             0.0
         }
