@@ -135,7 +135,7 @@ declare! {
         /// Packets stored between automatic retrains; 0 turns them off.
         retrain_every: u64 = 100_000, int(0, 1_000_000_000);
         /// Half-lives in seconds of packet time at which each host's behaviour is summed up (rates, new hosts, ports, connections, clients); empty: per-packet features only.
-        half_lives: Vec<f64> = vec![0.1, 1.0, 10.0, 60.0],
+        half_lives: Vec<f64> = vec![1.0, 10.0, 60.0],
             Kind::NumberList { min: 0.0, max: 86_400.0, max_len: 8 };
         /// Entries each context table (hosts, host pairs, ports tried, connections) holds at most; the least recently seen is evicted.
         max_streams: usize = 100_000, int(1_000, 100_000_000);
