@@ -182,7 +182,7 @@ pub fn catalogue(half_lives: &[f64]) -> Vec<FeatureInfo> {
         let (suffix, words) = half_life_words(h);
         let (packets, events) = (floors::packets(h), floors::events(h));
         let host = [
-            ("src_rate", Group::Sender, "packets per second sent by {src}", "packets/s", doublings(packets)),
+            ("src_rate", Group::Sender, "packets starting something (SYNs, requests) per second from {src}", "packets/s", doublings(packets)),
             ("client_hosts", Group::Client, "new hosts per second contacted by {client}", "hosts/s", doublings(events)),
             ("client_ports", Group::Client, "new destination ports per second tried by {client}", "ports/s", doublings(events)),
             (
@@ -192,7 +192,7 @@ pub fn catalogue(half_lives: &[f64]) -> Vec<FeatureInfo> {
                 "",
                 Scale::Plain,
             ),
-            ("client_conns", Group::Client, "new connections per second opened by {client}", "connections/s", doublings(events)),
+            ("pair_conns", Group::Pair, "new connections per second from {client} to {server}", "connections/s", doublings(events)),
             ("server_clients", Group::Server, "new clients per second contacting {server}", "hosts/s", doublings(events)),
         ];
         for (name, group, label, unit, scale) in host {

@@ -641,3 +641,90 @@ pub fn packet_time(p: &Packet, now: chrono::DateTime<chrono::Utc>) -> f64 {
     let t = p.timestamp.unwrap_or(now);
     t.timestamp() as f64 + f64::from(t.timestamp_subsec_nanos()) * 1e-9
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::generate::{Generator, Plan, Scenario};
+
+    fn traffic(n: u64) -> Vec<Packet> {
+        let mut g = Generator::new(Plan::new(Some(n), Some(Scenario::Portscan)), 5);
+        (0..n).map(|_| g.next_packet().0).collect()
+    }
+
+    /// Every packet's final (score, flag) after judging in batches of `batch`.
+    fn verdicts(packets: &[Packet], batch: usize, background: bool) -> Vec<(Option<f64>, bool)> {
+        let cfg = DetectorConfig {
+            train_window: 3000,
+            ..DetectorConfig::default()
+        };
+        let mut judge = Judge::new(&cfg, 0);
+        if background {
+            judge = judge.in_background();
+        }
+        let now = chrono::Utc::now();
+        let mut out = vec![(None, false); packets.len()];
+        for (c, chunk) in packets.chunks(batch).enumerate() {
+            let inputs: Vec<Input<'_>> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, p)| Input {
+                    sender: "s",
+                    packet: p,
+                    time: packet_time(p, now),
+                    tag: (c * batch + i) as u64,
+                })
+                .collect();
+            let o = judge.judge(&inputs).unwrap();
+            for (i, v) in o.verdicts.iter().enumerate() {
+                out[c * batch + i] = (v.score, v.anomaly);
+            }
+            for l in o.late {
+                out[l.tag as usize] = (l.judged.score, l.judged.anomaly);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn verdicts_do_not_depend_on_batches_or_on_training_in_the_background() {
+        let packets = traffic(20_000);
+        let one = verdicts(&packets, 1, false);
+        assert!(
+            one.iter().all(|(s, _)| s.is_some()),
+            "every packet scored at last"
+        );
+        assert_eq!(one, verdicts(&packets, 997, false));
+        assert_eq!(one, verdicts(&packets, 4096, true));
+    }
+
+    #[test]
+    fn the_first_model_comes_at_min_train_packets_and_scores_what_came_before() {
+        let packets = traffic(20_000);
+        let cfg = DetectorConfig::default();
+        let mut judge = Judge::new(&cfg, 0);
+        let now = chrono::Utc::now();
+        let inputs: Vec<Input<'_>> = packets[..60]
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Input {
+                sender: "s",
+                packet: p,
+                time: packet_time(p, now),
+                tag: i as u64,
+            })
+            .collect();
+        let o = judge.judge(&inputs[..49]).unwrap();
+        assert!(o.verdicts.iter().all(|v| v.score.is_none()) && o.trained.is_empty());
+        let o = judge.judge(&inputs[49..]).unwrap();
+        assert_eq!(o.trained.len(), 1);
+        assert_eq!(o.trained[0].detector.training_rows(), 50);
+        assert_eq!(o.late.len(), 50, "the 49 before and the 50th itself");
+        assert!(o.late.iter().all(|l| l.judged.score.is_some()));
+        assert!(
+            o.verdicts[0].score.is_none(),
+            "the 50th was judged before its model"
+        );
+        assert!(o.verdicts[1..].iter().all(|v| v.score.is_some()));
+    }
+}

@@ -1,8 +1,12 @@
-//! Behaviour over time, in packet time: what each source, each source →
-//! destination pair and each destination has been doing, as damped statistics
-//! at several half-lives (Kitsune's incremental statistics), plus the counts
-//! Kitsune lacks: distinct destination hosts and ports per source, half-open
-//! SYNs and new connections.
+//! Behaviour over time, in packet time: what each host, each host pair and
+//! each connection has been doing, as damped counts at several half-lives
+//! (Kitsune's incremental statistics, here of events rather than of every
+//! packet): the requests a host sends, the new hosts and ports it tries as a
+//! client, its SYNs left without an answer, the new connections it opens to
+//! one server, the new clients a server draws, and how regular the pauses of
+//! a pair are. Each packet reads them for the two ends of its conversation:
+//! the client (the end that started it) and the server, so a scanner's
+//! probes and the answers it gets back both carry its fan-out.
 //!
 //! Time is the packet's own timestamp, so the same capture gives the same
 //! features at any replay speed. State is kept per sender (two sensors never
@@ -49,28 +53,33 @@ use table::Table;
 use crate::protocol::tcp;
 
 /// Context features per half-life, in row order (see [`crate::features`]
-/// for their names and units): the sender's packet rate; the client's new
-/// hosts, new ports, half-open share and new connections; the server's new
-/// clients. Then the pair's periodicity once.
+/// for their names and units): the sender's rate of packets that start
+/// something; the client's new hosts, new ports and half-open share; the new
+/// connections from the client to this server; the server's new clients.
+/// Then the pair's periodicity once.
 pub const HOST_FEATURES: usize = 6;
 /// Pair features once: periodicity (how clockwork-regular the pauses between
 /// its bursts are, over ~10 minutes).
 pub const PAIR_GAP_FEATURES: usize = 1;
 
-/// A host's state per half-life (one float each): packets it sent; as a
-/// client: new hosts, new ports, SYNs, completed handshakes, new connections;
-/// as a server: new clients; and its half-open share before its last packet.
-const HOST_STATE: usize = 8;
+/// A host's state per half-life (one float each): packets it sent that
+/// start something (a SYN, a request: not the data and acknowledgements of
+/// a transfer, which a download sends by the thousand); as a client: new
+/// hosts, new ports, SYNs, completed handshakes; as a server: new clients;
+/// and its half-open share before its last packet.
+const HOST_STATE: usize = 7;
 const SENT: usize = 0;
 const HOSTS: usize = 1;
 const PORTS: usize = 2;
 const SYNS: usize = 3;
 const DONE: usize = 4;
-const CONNS: usize = 5;
-const CLIENTS: usize = 6;
-const HALF_OPEN: usize = 7;
-/// A pair's state: the gap statistics (weight, mean, m2) between its bursts.
+const CLIENTS: usize = 5;
+const HALF_OPEN: usize = 6;
+/// A pair's state: the gap statistics (weight, mean, m2) between its
+/// bursts, then its new connections (from its source) per half-life.
 const PAIR_GAP_STATE: usize = 3;
+/// Half-lives a tracker takes at most (`detector.half_lives` allows eight).
+const MAX_HALF_LIVES: usize = 8;
 /// A pause longer than this between two packets of a pair ends a burst: the
 /// gaps between bursts are what a beacon keeps regular.
 const BURST_GAP: f64 = 1.0;
@@ -333,7 +342,7 @@ struct Events {
     new_port: bool,
     syn: bool,
     completed: bool,
-    new_conn: bool,
+    initiating: bool,
 }
 
 impl Tracker {
@@ -349,7 +358,7 @@ impl Tracker {
             recent_senders: Vec::with_capacity(RECENT_SENDERS),
             learning: LEARNING,
             hosts: Table::new(cfg.max_streams, HOST_STATE * l),
-            pairs: Table::new(cfg.max_streams, PAIR_GAP_STATE),
+            pairs: Table::new(cfg.max_streams, PAIR_GAP_STATE + l),
             ports: Table::new(cfg.max_streams, 0),
             sockets: Table::new(cfg.max_streams, 1),
         }
@@ -381,8 +390,9 @@ impl Tracker {
 
     /// Takes in one packet and writes its context features (after counting
     /// it) into `out`, which holds [`Tracker::width`] values: for each
-    /// half-life the sender's rate, the client's fan-out and the server's
-    /// fan-in; then the pair's periodicity.
+    /// half-life the sender's rate of requests, the client's fan-out, the
+    /// client → server connection rate and the server's fan-in; then the
+    /// pair's periodicity.
     pub fn observe(&mut self, o: &Observation<'_>, out: &mut [f64]) {
         let l = self.inv_half_lives.len();
         if l == 0 {
@@ -392,7 +402,9 @@ impl Tracker {
         let (src, dst) = (ip_key(o.src), ip_key(o.dst));
         let t = o.time;
         let initiates = o.initiates() && !learning;
-        let (pair_slot, new_pair) = self.update_pair(PairKey { sender, src, dst }, t);
+        let (new_conn, syn, completed) = self.update_socket(sender, src, dst, o, t);
+        let new_conn = new_conn && initiates;
+        let (pair_slot, new_pair) = self.update_pair(PairKey { sender, src, dst }, t, new_conn);
         let new_port = initiates && {
             let port = PortKey {
                 sender,
@@ -405,30 +417,47 @@ impl Tracker {
                 .since
                 .is_none_or(|dt| dt > horizon)
         };
-        let (new_conn, syn, completed) = self.update_socket(sender, src, dst, o, t);
         let events = Events {
             new_host: new_pair && initiates,
             new_port,
             syn,
             completed,
-            new_conn: new_conn && initiates,
+            initiating: o.initiates(),
         };
         let s = self.update_host(HostKey { sender, ip: src }, t, true, events);
         let d = self.update_host(HostKey { sender, ip: dst }, t, false, events);
-        let (client, server) = if o.client_is_source() { (s, d) } else { (d, s) };
+        let client_is_source = o.client_is_source();
+        let (client, server) = if client_is_source { (s, d) } else { (d, s) };
+        // The client → server pair's connections: this packet's pair, or
+        // (for an answer) the other way round, read where it stands now.
+        let mut conns = [0f32; MAX_HALF_LIVES];
+        if client_is_source {
+            let st = self.pairs.stats(pair_slot);
+            conns[..l].copy_from_slice(&st[PAIR_GAP_STATE..PAIR_GAP_STATE + l]);
+        } else if let Some((slot, last)) = self.pairs.peek(&PairKey {
+            sender,
+            src: dst,
+            dst: src,
+        }) {
+            let st = self.pairs.stats(slot);
+            for (k, c) in conns[..l].iter_mut().enumerate() {
+                *c = st[PAIR_GAP_STATE + k]
+                    * decay_factor((t - last).max(0.0), self.inv_half_lives[k]);
+            }
+        }
         for k in 0..l {
             let row = &mut out[k * HOST_FEATURES..(k + 1) * HOST_FEATURES];
             let sent = self.hosts.stats(s)[k * HOST_STATE + SENT];
             let c = &self.hosts.stats(client)[k * HOST_STATE..(k + 1) * HOST_STATE];
             let half_open =
                 ((f64::from(c[HALF_OPEN]) - HALF_OPEN_FROM) / (1.0 - HALF_OPEN_FROM)).max(0.0);
-            let (hosts, ports, conns) = (c[HOSTS], c[PORTS], c[CONNS]);
+            let (hosts, ports) = (c[HOSTS], c[PORTS]);
             let clients = self.hosts.stats(server)[k * HOST_STATE + CLIENTS];
             row[0] = self.packet_doublings(sent, k);
             row[1] = self.doublings(hosts, k);
             row[2] = self.doublings(ports, k);
             row[3] = half_open;
-            row[4] = self.doublings(conns, k);
+            row[4] = self.doublings(conns[k], k);
             row[5] = self.doublings(clients, k);
         }
         out[HOST_FEATURES * l] = self.periodicity(pair_slot);
@@ -481,12 +510,11 @@ impl Tracker {
                 } else {
                     0.0
                 };
-                st[SENT] += 1.0;
+                st[SENT] += one(e.initiating);
                 st[HOSTS] += one(e.new_host);
                 st[PORTS] += one(e.new_port);
                 st[SYNS] += one(e.syn);
                 st[DONE] += one(e.completed);
-                st[CONNS] += one(e.new_conn);
             } else {
                 st[CLIENTS] += one(e.new_host);
             }
@@ -515,13 +543,22 @@ impl Tracker {
         (id, t - since < self.learning)
     }
 
-    /// Counts the packet on its pair (the pauses between its bursts);
-    /// returns its slot and whether the pair is new.
-    fn update_pair(&mut self, key: PairKey, t: f64) -> (u32, bool) {
+    /// Counts the packet on its pair (the pauses between its bursts, and a
+    /// new connection its source opened); returns its slot and whether the
+    /// pair is new.
+    fn update_pair(&mut self, key: PairKey, t: f64, new_conn: bool) -> (u32, bool) {
         let p = self.pairs.touch(key, t);
         let new = p.since.is_none_or(|dt| dt > self.new_after);
         if new && p.since.is_some() {
             self.pairs.restart(p.slot);
+        }
+        let inv = &self.inv_half_lives;
+        let conns = &mut self.pairs.stats_mut(p.slot)[PAIR_GAP_STATE..];
+        for (k, c) in conns.iter_mut().enumerate() {
+            if let Some(dt) = p.since.filter(|dt| !new && *dt > 0.0) {
+                *c *= decay_factor(dt, inv[k]);
+            }
+            *c += f32::from(u8::from(new_conn));
         }
         if let Some(dt) = p.since.filter(|dt| !new && *dt > BURST_GAP) {
             let gaps = self.pairs.stats_mut(p.slot);
@@ -532,7 +569,7 @@ impl Tracker {
             };
             g.decay(decay_factor(dt, 1.0 / GAP_HALF_LIFE));
             g.add(dt as f32);
-            gaps.copy_from_slice(&[g.w, g.mean, g.m2]);
+            gaps[..PAIR_GAP_STATE].copy_from_slice(&[g.w, g.mean, g.m2]);
         }
         (p.slot, new)
     }
@@ -594,5 +631,148 @@ impl Tracker {
         } else {
             0.0
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracker() -> Tracker {
+        Tracker::new(&ContextConfig {
+            half_lives: vec![1.0, 10.0, 60.0],
+            max_streams: 1000,
+        })
+    }
+
+    fn packet(src: &str, dst: &str, sport: u16, dport: u16, flags: u8) -> crate::protocol::Packet {
+        crate::protocol::Packet {
+            seq: None,
+            source_ip: src.parse().unwrap(),
+            dest_ip: dst.parse().unwrap(),
+            packet_size: 64,
+            protocol: "TCP".into(),
+            src_port: Some(sport),
+            dst_port: Some(dport),
+            timestamp: None,
+            tcp_flags: Some(flags),
+            icmp_type: None,
+        }
+    }
+
+    /// The value of feature `name` (at its column) in `row`.
+    fn value(row: &[f64], name: &str) -> f64 {
+        let names: Vec<String> = crate::features::catalogue(&[1.0, 10.0, 60.0])
+            .into_iter()
+            .skip(crate::features::FEATURE_NAMES.len())
+            .map(|f| f.name)
+            .collect();
+        row[names.iter().position(|n| n == name).unwrap()]
+    }
+
+    #[test]
+    fn the_client_is_the_end_that_started_the_conversation() {
+        let f = |flags, sp, dp| client_is_source("TCP", Some(sp), Some(dp), Some(flags), None);
+        assert!(f(tcp::SYN, 51000, 22));
+        assert!(!f(tcp::SYN | tcp::ACK, 22, 51000));
+        assert!(!f(tcp::ACK, 443, 50000), "the ephemeral side is the client");
+        assert!(f(tcp::RST, 41337, 80), "the higher port is the client");
+        assert!(
+            !client_is_source("ICMP", None, None, None, Some(0)),
+            "an echo reply goes to the asker"
+        );
+        assert!(client_is_source("ICMP", None, None, None, Some(8)));
+        assert!(!client_is_source("ICMPV6", None, None, None, Some(129)));
+        assert!(!client_is_source("UDP", Some(53), Some(61000), None, None));
+        assert!(client_is_source("ARP", None, None, None, None));
+    }
+
+    #[test]
+    fn a_scan_shows_on_its_probes_and_on_the_answers_it_gets() {
+        let mut t = tracker();
+        let w = t.width();
+        let mut row = vec![0.0; w];
+        // Ordinary traffic first, past the learning period.
+        for i in 0..200 {
+            let p = packet("10.0.0.5", "10.0.1.1", 50000 + i, 443, tcp::SYN);
+            t.observe(
+                &Observation::of("s", &p, 1000.0 + f64::from(i) * 0.2),
+                &mut row,
+            );
+        }
+        assert_eq!(value(&row, "client_ports_1s"), 0.0);
+        // 300 ports in 1.5 s.
+        let start = 1100.0;
+        for port in 1..=300u16 {
+            let probe = packet("10.0.3.66", "10.0.1.1", 41337, port, tcp::SYN);
+            t.observe(
+                &Observation::of("s", &probe, start + f64::from(port) * 0.005),
+                &mut row,
+            );
+        }
+        let on_probe = value(&row, "client_ports_1s");
+        assert!(on_probe > 5.0, "{on_probe} doublings above the floor");
+        assert!(
+            value(&row, "client_half_open_1s") > 0.9,
+            "none of the SYNs was answered"
+        );
+        let answer = packet("10.0.1.1", "10.0.3.66", 300, 41337, tcp::RST | tcp::ACK);
+        t.observe(&Observation::of("s", &answer, start + 1.51), &mut row);
+        let on_answer = value(&row, "client_ports_1s");
+        assert!(
+            (on_answer - on_probe).abs() < 0.1,
+            "{on_answer} vs {on_probe}"
+        );
+        assert_eq!(value(&row, "src_rate_1s"), 0.0, "an answer starts nothing");
+    }
+
+    #[test]
+    fn repeated_connections_to_one_server_count_on_the_pair_both_ways() {
+        let mut t = tracker();
+        let mut row = vec![0.0; t.width()];
+        let base = 2000.0;
+        // Past the learning period with one ordinary connection.
+        t.observe(
+            &Observation::of(
+                "s",
+                &packet("10.0.0.9", "10.0.1.2", 50000, 22, tcp::SYN),
+                base - 100.0,
+            ),
+            &mut row,
+        );
+        for i in 0..50u16 {
+            let syn = packet("10.0.0.9", "10.0.1.2", 51000 + i, 22, tcp::SYN);
+            t.observe(
+                &Observation::of("s", &syn, base + f64::from(i) * 0.1),
+                &mut row,
+            );
+        }
+        let forward = value(&row, "pair_conns_10s");
+        assert!(forward > 1.5, "{forward}");
+        let back = packet("10.0.1.2", "10.0.0.9", 22, 51049, tcp::SYN | tcp::ACK);
+        t.observe(&Observation::of("s", &back, base + 4.95), &mut row);
+        assert!((value(&row, "pair_conns_10s") - forward).abs() < 0.05);
+        assert_eq!(
+            value(&row, "client_hosts_10s"),
+            0.0,
+            "one server is no fan-out"
+        );
+    }
+
+    #[test]
+    fn tables_stay_within_max_streams() {
+        let mut t = tracker();
+        let mut row = vec![0.0; t.width()];
+        for i in 0..20_000u32 {
+            let src = std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
+            let p = packet(&src, "10.9.9.9", 40000, 80, tcp::SYN);
+            t.observe(
+                &Observation::of("s", &p, 5000.0 + f64::from(i) * 0.001),
+                &mut row,
+            );
+        }
+        let u = t.usage();
+        assert!(u.entries <= 4 * 1000, "{u:?}");
+        assert!(u.evictions > 0, "{u:?}");
     }
 }

@@ -137,6 +137,13 @@ impl<K: Hash + Eq + Copy> Table<K> {
         Touched { slot, since: None }
     }
 
+    /// The slot of `key` and when it was last seen, without touching it.
+    pub fn peek(&self, key: &K) -> Option<(u32, f64)> {
+        let slot = *self.map.get(&self.hasher.hash_one(key))?;
+        let e = &self.entries[slot as usize];
+        (e.key == *key).then_some((slot, e.last))
+    }
+
     /// Starts the entry in `slot` afresh: statistics zero.
     pub fn restart(&mut self, slot: u32) {
         let i = slot as usize;
