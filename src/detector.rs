@@ -85,15 +85,19 @@ pub struct Explanation {
     pub view: Group,
     /// Each view's score above its median, in row order.
     pub views: Vec<ViewScore>,
-    /// The features that isolated the packet in that view, most first.
+    /// The features that isolated the packet: those of each view that put
+    /// it over the threshold, highest view first (of the highest view when
+    /// none did), most isolating first within a view.
     pub features: Vec<FeatureReason>,
 }
 
 /// One view's verdict on a packet.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ViewScore {
-    /// The view.
+    /// The view's group.
     pub view: Group,
+    /// The view's name: `packet`, or the context family it covers.
+    pub name: String,
     /// Its Isolation Forest score minus the view's training median.
     pub score: f64,
 }
@@ -294,36 +298,59 @@ impl Detector {
                 got: row.len(),
             });
         }
-        let mut views = Vec::with_capacity(self.views.len());
-        let mut best: Option<(&View, f64)> = None;
+        let mut scored = Vec::with_capacity(self.views.len());
         for v in &self.views {
-            let s = standardize(v.forest.score_row(&v.pick(row))?, v.center);
-            views.push(ViewScore {
-                view: v.group,
-                score: s,
-            });
-            if best.is_none_or(|(_, b)| s > b) {
-                best = Some((v, s));
-            }
+            scored.push((v, standardize(v.forest.score_row(&v.pick(row))?, v.center)));
         }
-        let (view, score) = best.expect("a detector has at least one view");
-        let shares = view.forest.explain(&view.pick(row))?;
-        let features = shares
-            .features
+        let views: Vec<ViewScore> = scored
             .iter()
-            .filter(|f| f.share > 0.0)
-            .filter_map(|f| {
-                let at = self.features.iter().position(|i| i.name == f.feature)?;
-                Some(self.reason(at, row[at], f.share, subject))
+            .map(|(v, s)| ViewScore {
+                view: v.group,
+                name: v.name.clone(),
+                score: *s,
             })
             .collect();
+        // The views that put the packet over the threshold, highest first
+        // (just the highest when none did), each with its isolating features.
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let (top, score) = (scored[0].0, scored[0].1);
+        let mut features = Vec::new();
+        for (i, (view, s)) in scored.iter().enumerate() {
+            if i > 0 && !self.is_anomaly(*s) {
+                break;
+            }
+            let shares = view.forest.explain(&view.pick(row))?;
+            let isolating = shares
+                .features
+                .iter()
+                .filter(|f| f.share > 0.0)
+                .filter_map(|f| {
+                    let at = self.features.iter().position(|x| x.name == f.feature)?;
+                    Some((at, f.share))
+                });
+            for (k, (at, share)) in isolating.enumerate() {
+                // The first reason of the highest view always; the rest
+                // when their values are unusual.
+                if (i == 0 && k == 0) || self.unusual(at, row[at]) {
+                    features.push(self.reason(at, row[at], share, subject));
+                }
+            }
+        }
         Ok(Explanation {
             score,
             threshold: self.threshold,
-            view: view.group,
+            view: top.group,
             views,
             features,
         })
+    }
+
+    /// True when `raw` sits in the outer 1% of feature `at`'s training values
+    /// (or beyond them): a value in the middle of what training saw is no
+    /// reason, even if some split on it helped isolate the packet.
+    fn unusual(&self, at: usize, raw: f64) -> bool {
+        let pct = &self.percentiles[at];
+        raw > pct[99] || raw < pct[1] || raw > pct[PERCENTILES - 1] || raw < pct[0]
     }
 
     fn reason(&self, at: usize, raw: f64, share: f64, subject: &Subject<'_>) -> FeatureReason {
@@ -368,10 +395,18 @@ impl Detector {
         let sentence = format!(
             "{label}: {}{unit}; {} (median {}, 99.9th percentile {})",
             info.describe(raw),
-            match percentile {
-                p if p >= 100.0 => "higher than any packet in training".to_string(),
-                p if p <= 0.0 => "lower than any packet in training".to_string(),
-                p => format!("{} percentile of training", ordinal(p)),
+            if raw > pct[PERCENTILES - 1] {
+                "higher than any packet in training".to_string()
+            } else if raw < pct[0] {
+                "lower than any packet in training".to_string()
+            } else if pct[0] == pct[PERCENTILES - 1] {
+                "like every packet in training".to_string()
+            } else if raw == pct[PERCENTILES - 1] {
+                "as high as the highest in training".to_string()
+            } else if raw == pct[0] {
+                "as low as the lowest in training".to_string()
+            } else {
+                format!("{} percentile of training", ordinal(percentile))
             },
             info.describe(pct[50]),
             info.describe(self.p999[at])
@@ -530,7 +565,7 @@ const MAX_VIEW_COLUMNS: usize = 8;
 
 /// Distinct rows a view remembers the scores of, at most; when full, it
 /// forgets them all and starts again.
-const MEMO_CAPACITY: usize = 1 << 16;
+const MEMO_CAPACITY: usize = 1 << 14;
 
 /// A view's scores of rows it has scored before. Ordinary traffic repeats
 /// itself (the same sizes, protocols and ports; context rows of zeros), so

@@ -182,18 +182,48 @@ pub fn catalogue(half_lives: &[f64]) -> Vec<FeatureInfo> {
         let (suffix, words) = half_life_words(h);
         let (packets, events) = (floors::packets(h), floors::events(h));
         let host = [
-            ("src_rate", Group::Sender, "packets starting something (SYNs, requests) per second from {src}", "packets/s", doublings(packets)),
-            ("client_hosts", Group::Client, "new hosts per second contacted by {client}", "hosts/s", doublings(events)),
-            ("client_ports", Group::Client, "new destination ports per second tried by {client}", "ports/s", doublings(events)),
+            (
+                "src_rate",
+                Group::Sender,
+                "packets starting something (SYNs, requests) per second from {src}",
+                "packets/s",
+                doublings(packets),
+            ),
+            (
+                "client_hosts",
+                Group::Client,
+                "new hosts per second contacted by {client}",
+                "hosts/s",
+                doublings(events),
+            ),
+            (
+                "client_ports",
+                Group::Client,
+                "new destination ports per second tried by {client}",
+                "ports/s",
+                doublings(events),
+            ),
             (
                 "client_half_open",
                 Group::Client,
-                "excess share of the SYNs from {client} left without a following ACK (0 up to half, 1 all)",
+                "SYNs from {client} left unanswered, beyond half (0: half or fewer, 1: all)",
                 "",
                 Scale::Plain,
             ),
-            ("pair_conns", Group::Pair, "new connections per second from {client} to {server}", "connections/s", doublings(events)),
-            ("server_clients", Group::Server, "new clients per second contacting {server}", "hosts/s", doublings(events)),
+            (
+                "pair_conns",
+                Group::Pair,
+                "new connections per second from {client} to {server}",
+                "connections/s",
+                doublings(events),
+            ),
+            (
+                "server_clients",
+                Group::Server,
+                "new clients per second contacting {server}",
+                "hosts/s",
+                doublings(events),
+            ),
         ];
         for (name, group, label, unit, scale) in host {
             let ceiling = match scale {

@@ -119,7 +119,7 @@ try {
   if (!/threshold/.test(verdict) || !/flagged as an anomaly/.test(verdict)) throw new Error(`unexpected explanation: ${verdict}`);
   const reasons = await page.$$eval("#d-bars .share .reason", (els) => els.map((e) => e.textContent));
   // Each reason in words: what, the packet's value, where training put it.
-  if (!reasons.length || !reasons.every((r) => /^[a-z].*: (at most )?[0-9.]+.*; .*(percentile of training|in training) \(median /.test(r))) {
+  if (!reasons.length || !reasons.every((r) => /^[A-Za-z].*: (at most )?[0-9.]+.*; .*(percentile of training|in training) \(median /.test(r))) {
     throw new Error(`explanation lacks reasons in words: ${JSON.stringify(reasons)}`);
   }
   const shares = await page.$$eval("#d-bars .share .fill", (els) => els.map((e) => parseFloat(e.style.width)));
