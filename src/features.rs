@@ -150,8 +150,14 @@ pub fn half_life_words(h: f64) -> (String, String) {
 /// per-packet ones, then for each context group its features at each
 /// half-life (see [`crate::context`] for how each is computed).
 pub fn catalogue(half_lives: &[f64]) -> Vec<FeatureInfo> {
-    use crate::context::floors;
-    let mut all = vec![
+    let mut all = per_packet_features();
+    all.extend(context_features(half_lives));
+    all
+}
+
+/// The seed's three features.
+fn per_packet_features() -> Vec<FeatureInfo> {
+    vec![
         info(
             "log_size",
             Group::Packet,
@@ -176,7 +182,14 @@ pub fn catalogue(half_lives: &[f64]) -> Vec<FeatureInfo> {
             Scale::Plain,
             None,
         ),
-    ];
+    ]
+}
+
+/// The context features at each of `half_lives`, then the pair's periodicity
+/// (none without half-lives).
+fn context_features(half_lives: &[f64]) -> Vec<FeatureInfo> {
+    use crate::context::floors;
+    let mut all = Vec::new();
     let doublings = |floor| Scale::Doublings { floor };
     for &h in half_lives {
         let (suffix, words) = half_life_words(h);

@@ -472,26 +472,7 @@ impl Judge {
                     .iter()
                     .map(|i| PacketFields::from(i.packet))
                     .collect();
-                let scores = m.detector.score(&fields, context);
-                scores
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, s)| {
-                        let anomaly = m.detector.is_anomaly(s);
-                        let features = anomaly.then(|| {
-                            let row = m
-                                .detector
-                                .row(&fields[i], &context[i * width..(i + 1) * width]);
-                            row.iter().map(|v| *v as f32).collect()
-                        });
-                        Judged {
-                            score: Some(s),
-                            anomaly,
-                            model: Some(Arc::clone(m)),
-                            features,
-                        }
-                    })
-                    .collect()
+                judged_by(m, &fields, context, width)
             }
         };
         for (i, (input, v)) in inputs.iter().zip(&verdicts).enumerate() {
@@ -608,28 +589,46 @@ impl Judge {
         for &i in &at {
             values.extend(self.window.context.range(i * width..(i + 1) * width));
         }
-        let scores = m.detector.score(&fields, &values);
-        for (k, ((&i, s), p)) in at.iter().zip(scores).zip(&owned).enumerate() {
+        let judged = judged_by(&m, &fields, &values, width);
+        for ((&i, judged), p) in at.iter().zip(judged).zip(&owned) {
+            self.window.packets[i].pending = None;
+            self.window.packets[i].flagged = judged.anomaly;
+            out.late.push(Late {
+                tag: p.pending.expect("filtered on pending"),
+                judged,
+            });
+        }
+    }
+}
+
+/// The verdicts of model `m` on `fields` with their `context` rows (each
+/// `width` wide); a flagged packet keeps its feature row, to be explained.
+fn judged_by(
+    m: &Arc<ModelHandle>,
+    fields: &[PacketFields<'_>],
+    context: &[f64],
+    width: usize,
+) -> Vec<Judged> {
+    let scores = m.detector.score(fields, context);
+    scores
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
             let anomaly = m.detector.is_anomaly(s);
             let features = anomaly.then(|| {
                 let row = m
                     .detector
-                    .row(&fields[k], &values[k * width..(k + 1) * width]);
+                    .row(&fields[i], &context[i * width..(i + 1) * width]);
                 row.iter().map(|v| *v as f32).collect()
             });
-            self.window.packets[i].pending = None;
-            self.window.packets[i].flagged = anomaly;
-            out.late.push(Late {
-                tag: p.pending.expect("filtered on pending"),
-                judged: Judged {
-                    score: Some(s),
-                    anomaly,
-                    model: Some(Arc::clone(&m)),
-                    features,
-                },
-            });
-        }
-    }
+            Judged {
+                score: Some(s),
+                anomaly,
+                model: Some(Arc::clone(m)),
+                features,
+            }
+        })
+        .collect()
 }
 
 fn observation<'a>(input: &Input<'a>) -> Observation<'a> {
@@ -652,6 +651,21 @@ mod tests {
         (0..n).map(|_| g.next_packet().0).collect()
     }
 
+    /// `packets` as inputs from one sender, tagged from `first`.
+    fn inputs(packets: &[Packet], first: usize) -> Vec<Input<'_>> {
+        let now = chrono::Utc::now();
+        packets
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Input {
+                sender: "s",
+                packet: p,
+                time: packet_time(p, now),
+                tag: (first + i) as u64,
+            })
+            .collect()
+    }
+
     /// Every packet's final (score, flag) after judging in batches of `batch`.
     fn verdicts(packets: &[Packet], batch: usize, background: bool) -> Vec<(Option<f64>, bool)> {
         let cfg = DetectorConfig {
@@ -662,20 +676,9 @@ mod tests {
         if background {
             judge = judge.in_background();
         }
-        let now = chrono::Utc::now();
         let mut out = vec![(None, false); packets.len()];
         for (c, chunk) in packets.chunks(batch).enumerate() {
-            let inputs: Vec<Input<'_>> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, p)| Input {
-                    sender: "s",
-                    packet: p,
-                    time: packet_time(p, now),
-                    tag: (c * batch + i) as u64,
-                })
-                .collect();
-            let o = judge.judge(&inputs).unwrap();
+            let o = judge.judge(&inputs(chunk, c * batch)).unwrap();
             for (i, v) in o.verdicts.iter().enumerate() {
                 out[c * batch + i] = (v.score, v.anomaly);
             }
@@ -703,17 +706,7 @@ mod tests {
         let packets = traffic(20_000);
         let cfg = DetectorConfig::default();
         let mut judge = Judge::new(&cfg, 0);
-        let now = chrono::Utc::now();
-        let inputs: Vec<Input<'_>> = packets[..60]
-            .iter()
-            .enumerate()
-            .map(|(i, p)| Input {
-                sender: "s",
-                packet: p,
-                time: packet_time(p, now),
-                tag: i as u64,
-            })
-            .collect();
+        let inputs = inputs(&packets[..60], 0);
         let o = judge.judge(&inputs[..49]).unwrap();
         assert!(o.verdicts.iter().all(|v| v.score.is_none()) && o.trained.is_empty());
         let o = judge.judge(&inputs[49..]).unwrap();
