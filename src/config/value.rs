@@ -155,7 +155,13 @@ pub fn check_text(kind: Kind, raw: &str) -> Result<Checked, Refused> {
         Kind::Int { .. } => check_int(kind, raw.trim().parse().map_err(|_| refused())?),
         Kind::Float { .. } => check_float(kind, raw.trim().parse().map_err(|_| refused())?),
         Kind::NumberList { .. } => {
-            let numbers: Result<Vec<f64>, _> = raw
+            // "1,10,60" or, as the file writes it, "[1.0, 10.0, 60.0]".
+            let list = raw.trim();
+            let list = list
+                .strip_prefix('[')
+                .and_then(|l| l.strip_suffix(']'))
+                .unwrap_or(list);
+            let numbers: Result<Vec<f64>, _> = list
                 .split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
