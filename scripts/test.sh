@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The test command (README.md): installs and starts what the tests need, then
-# runs every test. PostgreSQL (installed and started if missing), Debian's
-# Chromium and playwright-core for the dashboard's browser test.
+# runs every test. libpcap-dev and PostgreSQL (scripts/setup.sh: installed and
+# started if missing), Debian's Chromium and playwright-core for the
+# dashboard's browser test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-bash scripts/setup-db.sh
+bash scripts/setup.sh
 
 if [ ! -x /usr/bin/chromium ] || ! command -v node >/dev/null; then
   echo "test.sh: installing Debian's chromium (and node if missing) for the browser test"

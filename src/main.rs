@@ -48,6 +48,7 @@ impl Failure {
                 | ClientError::Labels(_)
                 | ClientError::InputAfterSending(_),
             ) => 2,
+            Failure::Client(ClientError::Capture(e)) if e.is_usage() => 2,
             Failure::Client(_)
             | Failure::Server(_)
             | Failure::Demo(_)

@@ -1,6 +1,7 @@
 //! `netsentinel client`'s command line and configuration → validated
 //! [`ClientOptions`]: the sender name, the server to dial, what to send and
-//! how fast (asking in a terminal when no mode flag is given).
+//! how fast (asking in a terminal when no mode flag is given), and for live
+//! capture the effective filter that leaves the client's own connection out.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -9,7 +10,13 @@ use super::ClientArgs;
 use crate::config::Config;
 use crate::protocol::MAX_CLIENT_NAME_CHARS;
 
+use crate::capture::live::{self, LiveOptions};
 use crate::client::{menu, ClientError, ClientOptions, Mode, Pacing};
+
+/// Snap length without a capture file: enough for every header a record reads.
+const HEADERS_SNAPLEN: i32 = 256;
+/// Snap length with a capture file: whole frames, for Wireshark.
+const FULL_SNAPLEN: i32 = 65_535;
 
 impl ClientOptions {
     /// The options `args` ask for under `config`; `None` when the user chose
@@ -18,6 +25,12 @@ impl ClientOptions {
         config: &Config,
         args: &ClientArgs,
     ) -> Result<Option<ClientOptions>, ClientError> {
+        if args.list_interfaces {
+            for line in live::list_interfaces()? {
+                println!("{line}");
+            }
+            return Ok(None);
+        }
         let name = args
             .name
             .clone()
@@ -41,9 +54,12 @@ impl ClientOptions {
             }
             None => crate::net::dial_host_port(&config.server.host, config.server.port),
         };
-        let Some((mode, pacing)) = mode_and_pacing(args, &name, &server)? else {
+        let Some((mut mode, pacing)) = mode_and_pacing(args, &name, &server)? else {
             return Ok(None);
         };
+        if let Mode::Live(live) = &mut mode {
+            live.filter = Some(without_own_connection(live.filter.as_deref(), &server));
+        }
         Ok(Some(ClientOptions {
             name,
             server,
@@ -73,6 +89,10 @@ fn mode_and_pacing(
         (None, Some(_)) => Some(Pacing::Fastest),
         (None, None) => None,
     };
+    if let Some(interface) = &args.interface {
+        let options = live_options(args, interface);
+        return Ok(Some((Mode::Live(options), Pacing::Fastest)));
+    }
     let chosen = match (&args.pcap, args.count, args.continuous) {
         (Some(file), _, _) => (
             Mode::Pcap {
@@ -87,13 +107,82 @@ fn mode_and_pacing(
         (None, None, false) => {
             if !std::io::stdin().is_terminal() {
                 return Err(ClientError::Usage(
-                    "choose what to send: --count N, --continuous or --pcap FILE \
-                     (in a terminal, the client asks)"
+                    "choose what to send: --count N, --continuous, --pcap FILE or \
+                     --interface IFACE (in a terminal, the client asks)"
                         .into(),
                 ));
             }
-            return menu::ask(name, server).map_err(ClientError::Terminal);
+            let interfaces = live::interface_names().unwrap_or_default();
+            return menu::ask(name, server, &interfaces).map_err(ClientError::Terminal);
         }
     };
     Ok(Some(chosen))
+}
+
+/// The capture `args` ask for on `interface`.
+fn live_options(args: &ClientArgs, interface: &str) -> LiveOptions {
+    let snaplen = args.snaplen.unwrap_or(if args.capture_file.is_some() {
+        FULL_SNAPLEN
+    } else {
+        HEADERS_SNAPLEN
+    });
+    LiveOptions {
+        interface: interface.to_string(),
+        filter: args.filter.clone(),
+        snaplen,
+        promisc: args.promisc,
+        buffer: args.capture_buffer as usize,
+        count: args.count,
+        duration: args.duration.map(Duration::from_secs_f64),
+        capture_file: args.capture_file.clone(),
+        rotate_bytes: args.capture_file_size.saturating_mul(1_000_000),
+    }
+}
+
+/// The BPF filter that keeps `filter` and leaves out the client's own
+/// connection to `server` (capturing it would feed the capture its own
+/// records, for ever). A server name is resolved; one that does not resolve
+/// leaves the filter as it is (connecting will fail with a clear message).
+pub fn without_own_connection(filter: Option<&str>, server: &str) -> String {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<std::net::SocketAddr> = server
+        .to_socket_addrs()
+        .map(|a| a.collect())
+        .unwrap_or_default();
+    let own: Vec<String> = addrs
+        .iter()
+        .map(|a| format!("(host {} and tcp port {})", a.ip(), a.port()))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    match (
+        filter.map(str::trim).filter(|f| !f.is_empty()),
+        own.is_empty(),
+    ) {
+        (Some(f), true) => f.to_string(),
+        (None, true) => String::new(),
+        (Some(f), false) => format!("({f}) and not ({})", own.join(" or ")),
+        (None, false) => format!("not ({})", own.join(" or ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_own_connection;
+
+    #[test]
+    fn the_clients_own_connection_is_left_out_of_the_capture() {
+        assert_eq!(
+            without_own_connection(Some("udp"), "127.0.0.1:7000"),
+            "(udp) and not ((host 127.0.0.1 and tcp port 7000))"
+        );
+        assert_eq!(
+            without_own_connection(None, "[::1]:7000"),
+            "not ((host ::1 and tcp port 7000))"
+        );
+        assert_eq!(
+            without_own_connection(Some(" "), "127.0.0.1:9"),
+            "not ((host 127.0.0.1 and tcp port 9))"
+        );
+    }
 }

@@ -133,12 +133,18 @@ pub struct ConfigArgs {
 /// `netsentinel client`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "With no --count, --continuous or --pcap and a terminal on stdin, the client \
-asks what to do. It reconnects with backoff after a dropped connection and resends every packet \
-without a verdict (the server stores each once). Exit code 0 when every packet got a verdict, 1 \
-otherwise, 2 for bad input.\n\nExamples:\n  netsentinel client c1 --count 20000 --rate 0 --json\n  \
+    after_help = "With no --count, --continuous, --pcap or --interface and a terminal on stdin, \
+the client asks what to do. It reconnects with backoff after a dropped connection and resends every \
+packet without a verdict (the server stores each once). Exit code 0 when every packet got a verdict, \
+1 otherwise, 2 for bad input.\n\nLive capture (--interface) needs root or, once: sudo setcap \
+cap_net_raw,cap_net_admin=eip $(command -v netsentinel). It runs until Ctrl-C, --count frames or \
+--duration; the client's own connection to the server is always left out of the capture. When the \
+server is slower than the interface, up to --capture-buffer records wait; beyond that frames are \
+counted as dropped (never silently), like the kernel's and the interface's drops libpcap reports.\
+\n\nExamples:\n  netsentinel client c1 --count 20000 --rate 0 --json\n  \
 netsentinel client sensor --continuous --rate 50 -v\n  netsentinel client replay --pcap capture.pcapng \
---labels labels.csv --speed 10"
+--labels labels.csv --speed 10\n  netsentinel client --list-interfaces\n  \
+sudo netsentinel client edge --interface eth0 --filter 'tcp or udp' --capture-file edge.pcap"
 )]
 pub struct ClientArgs {
     /// Sender name shown on the dashboard [default: client-PID].
@@ -149,17 +155,56 @@ pub struct ClientArgs {
     #[arg(long, value_name = "HOST:PORT")]
     pub server: Option<String>,
 
-    /// Send this many generated packets, then report.
+    /// Send this many generated packets, then report (with --interface: stop
+    /// after capturing this many frames).
     #[arg(long, value_name = "N", conflicts_with_all = ["continuous", "pcap"])]
     pub count: Option<u64>,
 
     /// Send generated packets until Ctrl-C, then report.
-    #[arg(long, conflicts_with = "pcap")]
+    #[arg(long, conflicts_with_all = ["pcap", "interface"])]
     pub continuous: bool,
 
     /// Replay a capture (pcap or pcapng: Ethernet or Linux cooked, IPv4/IPv6).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "interface")]
     pub pcap: Option<std::path::PathBuf>,
+
+    /// Capture live from this interface (libpcap; `any` for all) and send what it sees.
+    #[arg(long, short = 'i', value_name = "IFACE")]
+    pub interface: Option<String>,
+
+    /// With --interface: a BPF filter in tcpdump's syntax, e.g. "tcp or udp".
+    #[arg(long, value_name = "BPF", requires = "interface")]
+    pub filter: Option<String>,
+
+    /// With --interface: bytes kept of each frame [default: 256, the headers;
+    /// 65535 with --capture-file].
+    #[arg(long, value_name = "BYTES", requires = "interface", value_parser = clap::value_parser!(i32).range(64..=262_144))]
+    pub snaplen: Option<i32>,
+
+    /// With --interface: put the interface in promiscuous mode (see traffic not addressed to it).
+    #[arg(long, requires = "interface")]
+    pub promisc: bool,
+
+    /// With --interface: stop after this many seconds.
+    #[arg(long, value_name = "SECONDS", requires = "interface", value_parser = positive_f64)]
+    pub duration: Option<f64>,
+
+    /// With --interface: records waiting for the server at most; more are counted as dropped.
+    #[arg(long, value_name = "N", requires = "interface", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub capture_buffer: u64,
+
+    /// With --interface: also write every captured frame to this pcap file (for
+    /// Wireshark), rotating to FILE.1, FILE.2, … at --capture-file-size.
+    #[arg(long, value_name = "FILE", requires = "interface")]
+    pub capture_file: Option<std::path::PathBuf>,
+
+    /// With --capture-file: size in MB at which the file rotates.
+    #[arg(long, value_name = "MB", requires = "capture_file", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub capture_file_size: u64,
+
+    /// Print the interfaces that can be captured, then exit.
+    #[arg(long, exclusive = true)]
+    pub list_interfaces: bool,
 
     /// With --pcap: one 0/1 per frame of the capture (1 = anomaly), to score the detector.
     #[arg(long, value_name = "FILE.csv", requires = "pcap")]
@@ -183,7 +228,7 @@ pub struct ClientArgs {
 
     /// Inject a behavioural attack beside the generated traffic (labelled, counted
     /// by kind in the report).
-    #[arg(long, value_enum, value_name = "KIND", conflicts_with = "pcap")]
+    #[arg(long, value_enum, value_name = "KIND", conflicts_with_all = ["pcap", "interface"])]
     pub scenario: Option<crate::client::generate::Scenario>,
 
     /// With --scenario: share of the packets the attack aims at.

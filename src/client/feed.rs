@@ -1,14 +1,22 @@
-//! Where a client's records come from: the generator or a capture file, as one
-//! stream of [`Next`] items, each with the truth the client keeps (never sent)
-//! and, for captures, the packet's offset in capture time.
+//! Where a client's records come from: the generator, a capture file or a
+//! live interface, as one stream of [`Next`] items, each with the truth the
+//! client keeps (never sent) and, for capture files, the packet's offset in
+//! capture time.
 
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::protocol::Packet;
 
 use super::generate::{Generator, Plan, Truth};
 use super::{ClientError, ClientOptions, Mode};
+use crate::capture::live::{CaptureCounts, LiveCapture, LiveError, LiveNext};
 use crate::capture::{Capture, PcapFileError};
+
+/// How long a live feed waits for a frame before the client looks around
+/// (Ctrl-C, the status line).
+const LIVE_WAIT: Duration = Duration::from_millis(100);
 
 /// The next thing a feed yields.
 pub enum Next {
@@ -23,6 +31,8 @@ pub enum Next {
     },
     /// A capture frame without a record (counted, not sent).
     Skipped,
+    /// Nothing yet (live capture): ask again.
+    Idle,
 }
 
 /// The records of one run.
@@ -45,15 +55,21 @@ pub enum Feed {
         /// The next frame.
         at: usize,
     },
+    /// Frames captured live from an interface (ends by itself on Ctrl-C,
+    /// `--count` or `--duration`, after handing over what it buffered).
+    Live(LiveCapture),
 }
 
 impl Feed {
     /// The feed `opts` asks for; a capture and its labels are read (and
     /// checked against each other) here, before anything connects.
-    pub fn open(opts: &ClientOptions) -> Result<Feed, ClientError> {
+    pub fn open(opts: &ClientOptions, stop: &Arc<AtomicBool>) -> Result<Feed, ClientError> {
         let limit = match &opts.mode {
             Mode::Count(n) => Some(*n),
             Mode::Continuous => None,
+            Mode::Live(live) => {
+                return Ok(Feed::Live(LiveCapture::start(live, Arc::clone(stop))?));
+            }
             Mode::Pcap { file, labels, .. } => {
                 let capture = crate::capture::read_capture(file)?;
                 let labels = match labels {
@@ -94,6 +110,7 @@ impl Feed {
         match self {
             Feed::Generated { limit, .. } => *limit,
             Feed::Capture { capture, .. } => Some(capture.frames.len() as u64),
+            Feed::Live(_) => None,
         }
     }
 
@@ -107,6 +124,33 @@ impl Feed {
         match self {
             Feed::Generated { .. } => true,
             Feed::Capture { labels, .. } => labels.is_some(),
+            Feed::Live(_) => false,
+        }
+    }
+
+    /// False for a live capture, which sees Ctrl-C itself and ends after
+    /// handing over what it already captured; other feeds stop at once.
+    pub fn stops_at_once(&self) -> bool {
+        !matches!(self, Feed::Live(_))
+    }
+
+    /// The live capture's counters so far.
+    pub fn capture_counts(&self) -> Option<CaptureCounts> {
+        match self {
+            Feed::Live(live) => Some(live.counts()),
+            _ => None,
+        }
+    }
+
+    /// Ends the feed: a live capture's final counters and the failure that
+    /// ended it early, if any.
+    pub fn finish(self) -> (Option<CaptureCounts>, Option<LiveError>) {
+        match self {
+            Feed::Live(live) => {
+                let (counts, failure) = live.finish();
+                (Some(counts), failure)
+            }
+            _ => (None, None),
         }
     }
 
@@ -114,7 +158,7 @@ impl Feed {
     pub fn input_error(&self) -> Option<PcapFileError> {
         match self {
             Feed::Capture { capture, .. } => capture.error.clone(),
-            Feed::Generated { .. } => None,
+            Feed::Generated { .. } | Feed::Live(_) => None,
         }
     }
 
@@ -163,6 +207,15 @@ impl Feed {
                     offset: Some(frame.time.saturating_sub(first)),
                 })
             }
+            Feed::Live(live) => match live.next(LIVE_WAIT) {
+                LiveNext::Record(packet) => Some(Next::Packet {
+                    packet: *packet,
+                    truth: None,
+                    offset: None,
+                }),
+                LiveNext::Idle => Some(Next::Idle),
+                LiveNext::Done => None,
+            },
         }
     }
 }

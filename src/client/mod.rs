@@ -1,7 +1,8 @@
 //! `netsentinel client`: sends generated or replayed traffic to the server and
 //! reports how well the detector did against what it injected.
 //!
-//! - [`feed`]: where records come from (generator or capture), with the truth;
+//! - [`feed`]: where records come from (generator, capture file or live
+//!   interface), with the truth;
 //! - [`generate`]: a seeded simulated network with injected anomalies and
 //!   attacks (captures are read by [`crate::capture`]);
 //! - [`session`]: pipelined sending, verdict reading, reconnect and resend;
@@ -47,6 +48,8 @@ pub enum Mode {
         /// Replay at this multiple of the captured pacing; `None`: as fast as possible.
         speed: Option<f64>,
     },
+    /// Live capture from an interface.
+    Live(crate::capture::live::LiveOptions),
 }
 
 /// How fast to send.
@@ -128,10 +131,12 @@ pub enum ClientError {
     /// The capture or labels file is unusable from the start.
     #[error(transparent)]
     Input(#[from] crate::capture::PcapFileError),
-    /// Labels do not match the capture.
     /// A labels file that fits neither form of its capture.
     #[error(transparent)]
     Labels(#[from] crate::capture::LabelMismatch),
+    /// Live capture could not start, or failed part-way.
+    #[error(transparent)]
+    Capture(#[from] crate::capture::live::LiveError),
 }
 
 /// A finished run: the report, and a problem with the input found part-way
@@ -141,6 +146,8 @@ pub struct Outcome {
     pub report: Report,
     /// The input problem, if any.
     pub input_error: Option<crate::capture::PcapFileError>,
+    /// The failure that ended a live capture early, if any.
+    pub capture_error: Option<crate::capture::live::LiveError>,
 }
 
 /// The first `seq` of this run: the clock in nanoseconds, so a sender name can
@@ -155,7 +162,7 @@ fn first_seq() -> u64 {
 /// Runs the client until the mode is done or `stop` is set (Ctrl-C).
 pub fn run(opts: &ClientOptions, stop: Arc<AtomicBool>) -> Result<Outcome, ClientError> {
     // Read the capture first: a bad file should fail before connecting.
-    let mut feed = Feed::open(opts)?;
+    let mut feed = Feed::open(opts, &stop)?;
     let bar = progress_bar(opts, feed.len());
     let printer: Box<dyn Fn(String) + Send + Sync> = {
         let bar = bar.clone();
@@ -181,12 +188,16 @@ pub fn run(opts: &ClientOptions, stop: Arc<AtomicBool>) -> Result<Outcome, Clien
     let mut status = StatusLine::new(opts);
     let mut seq = first_seq();
     let mut skipped = 0u64;
-    while !stop.load(Ordering::SeqCst) {
+    while !(stop.load(Ordering::SeqCst) && feed.stops_at_once()) {
         let (packet, truth, offset) = match feed.next_item() {
             None => break,
             Some(Next::Skipped) => {
                 skipped += 1;
                 bar.inc(1);
+                continue;
+            }
+            Some(Next::Idle) => {
+                status.update(&bar, &session, &feed);
                 continue;
             }
             Some(Next::Packet {
@@ -202,7 +213,7 @@ pub fn run(opts: &ClientOptions, stop: Arc<AtomicBool>) -> Result<Outcome, Clien
         seq += 1;
         pacer.pace();
         bar.inc(1);
-        status.update(&bar, &session);
+        status.update(&bar, &session, &feed);
     }
     if stop.load(Ordering::SeqCst) {
         bar.println(format!(
@@ -220,9 +231,14 @@ pub fn run(opts: &ClientOptions, stop: Arc<AtomicBool>) -> Result<Outcome, Clien
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     let tally = session.close();
+    let mut report = Report::new(&opts.name, tally, feed.truth_known(), skipped, seconds);
+    let input_error = feed.input_error();
+    let (capture, capture_error) = feed.finish();
+    report.capture = capture;
     Ok(Outcome {
-        report: Report::new(&opts.name, tally, feed.truth_known(), skipped, seconds),
-        input_error: feed.input_error(),
+        report,
+        input_error,
+        capture_error,
     })
 }
 
@@ -269,19 +285,30 @@ struct StatusLine {
 impl StatusLine {
     fn new(opts: &ClientOptions) -> StatusLine {
         StatusLine {
-            enabled: matches!(opts.mode, Mode::Continuous) && opts.progress,
+            enabled: matches!(opts.mode, Mode::Continuous | Mode::Live(_)) && opts.progress,
             last: Instant::now(),
         }
     }
 
-    fn update(&mut self, bar: &ProgressBar, session: &Session) {
+    fn update(&mut self, bar: &ProgressBar, session: &Session, feed: &Feed) {
         if !self.enabled || self.last.elapsed() < Duration::from_secs(1) {
             return;
         }
         self.last = Instant::now();
         let t = session.tally();
+        let captured = match feed.capture_counts() {
+            Some(c) => format!(
+                "captured {} dropped {} (client {}, kernel {}, interface {}) ",
+                c.captured,
+                c.dropped_by_client + c.dropped_by_kernel + c.dropped_by_interface,
+                c.dropped_by_client,
+                c.dropped_by_kernel,
+                c.dropped_by_interface
+            ),
+            None => String::new(),
+        };
         bar.set_message(format!(
-            "sent {} acked {} flagged {} in flight {}",
+            "{captured}sent {} acked {} flagged {} in flight {}",
             t.sent,
             t.acked,
             t.flagged,
@@ -312,6 +339,9 @@ pub fn run_and_report(opts: &ClientOptions, json: bool) -> Result<(), ClientErro
     if let Some(e) = outcome.input_error {
         return Err(ClientError::InputAfterSending(e));
     }
+    if let Some(e) = outcome.capture_error {
+        return Err(ClientError::Capture(e));
+    }
     if !outcome.report.complete() {
         return Err(ClientError::Incomplete {
             missing: outcome.report.sent.saturating_sub(outcome.report.acked),
@@ -328,7 +358,7 @@ fn progress_bar(opts: &ClientOptions, frames: Option<u64>) -> ProgressBar {
     let length = match &opts.mode {
         Mode::Count(n) => Some(*n),
         Mode::Pcap { .. } => frames,
-        Mode::Continuous => None,
+        Mode::Continuous | Mode::Live(_) => None,
     };
     let bar = match length {
         Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()).with_style(

@@ -152,6 +152,9 @@ pub struct Report {
     pub skipped: u64,
     /// Seconds from first send to last verdict.
     pub seconds: f64,
+    /// Live capture's counters (live capture only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<crate::capture::live::CaptureCounts>,
 }
 
 impl Report {
@@ -213,6 +216,7 @@ impl Report {
             reconnects: t.reconnects,
             skipped,
             seconds,
+            capture: None,
         }
     }
 
@@ -237,7 +241,18 @@ impl Report {
             self.seconds,
             self.acked as f64 / self.seconds.max(1e-9)
         );
-        if self.skipped > 0 {
+        if let Some(c) = &self.capture {
+            s.push_str(&format!(
+                "captured {} frames: sent {}, dropped by the client {} (buffer full), without an IP \
+                 packet {}; libpcap: dropped by the kernel {}, by the interface {}\n",
+                c.captured,
+                self.sent,
+                c.dropped_by_client,
+                c.not_records,
+                c.dropped_by_kernel,
+                c.dropped_by_interface
+            ));
+        } else if self.skipped > 0 {
             s.push_str(&format!(
                 "skipped {} capture frames without an IP packet\n",
                 self.skipped

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod live;
 pub mod pcap;
 
 use std::io::{BufRead, BufReader, Write};
