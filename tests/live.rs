@@ -344,3 +344,45 @@ fn capture_files_rotate_and_hold_every_frame() {
     assert_eq!(frames, 3_000, "every captured frame is in the files");
     assert_eq!(report["capture"]["files_written"], 4, "{report}");
 }
+
+#[test]
+fn a_full_buffer_counts_drops_and_says_so_instead_of_growing() {
+    if skip_unless_root("a_full_buffer_counts_drops_and_says_so_instead_of_growing") {
+        return;
+    }
+    let db = TestDb::new("live_drops");
+    let server = TestServer::start(&db, &[]);
+    let target: IpAddr = "127.0.0.6".parse().unwrap();
+    let to = SocketAddr::new(target, 41_500);
+    let client = LiveClient::start(
+        server.port,
+        "live-drops",
+        "lo",
+        &[
+            "--filter",
+            &format!("dst host {target} and udp"),
+            "--count",
+            "5000",
+            "--duration",
+            "60",
+            "--capture-buffer",
+            "20",
+            "--window",
+            "100",
+        ],
+    );
+    // A frozen server answers nothing: 100 in flight, 20 buffered, the rest dropped.
+    let pid = server.child.id().to_string();
+    Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    udp_burst(to, 5_000, |_| 50);
+    client.wait_for_log("records dropped by the client", Duration::from_secs(10));
+    Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    let report = client.report(Duration::from_secs(90));
+    eprintln!("drops: {report}");
+    check_counts(&report, &db, "live-drops");
+    let dropped = report["capture"]["dropped_by_client"].as_u64().unwrap();
+    let sent = report["sent"].as_u64().unwrap();
+    assert_eq!(report["capture"]["captured"], 5000, "{report}");
+    assert!(sent <= 100 + 20 + 1, "bounded by window + buffer: {report}");
+    assert_eq!(dropped, 5000 - sent, "{report}");
+}

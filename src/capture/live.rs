@@ -230,6 +230,7 @@ impl LiveCapture {
             count: opts.count,
             until: opts.duration.map(|d| Instant::now() + d),
             interface: opts.interface.clone(),
+            warned_client_drops: 0,
         };
         let thread = std::thread::Builder::new()
             .name("capture".into())
@@ -359,6 +360,8 @@ struct Reader {
     count: Option<u64>,
     until: Option<Instant>,
     interface: String,
+    /// Client drops already warned about.
+    warned_client_drops: u64,
 }
 
 impl Reader {
@@ -433,24 +436,27 @@ impl Reader {
             return Ok(());
         };
         if let Err(TrySendError::Full(_)) = self.tx.try_send(Box::new(packet)) {
-            let dropped = self
-                .counters
+            // Counted here, warned about with the count by read_stats.
+            self.counters
                 .dropped_by_client
                 .fetch_add(1, Ordering::Relaxed);
-            if dropped == 0 {
-                log::warn!(
-                    "the capture buffer is full ({} records): the server is slower than {}; \
-                     further frames are counted as dropped until it catches up",
-                    self.tx.capacity().unwrap_or(0),
-                    self.interface
-                );
-            }
         }
         Ok(())
     }
 
-    /// Reads libpcap's counters and warns about new drops.
+    /// Reads libpcap's counters and warns about new drops, the client's too.
     fn read_stats(&mut self) {
+        let by_client = self.counters.dropped_by_client.load(Ordering::Relaxed);
+        if by_client > self.warned_client_drops {
+            self.warned_client_drops = by_client;
+            log::warn!(
+                "{}: {by_client} records dropped by the client so far: its buffer of {} records \
+                 is full because the server is slower than the interface (--capture-buffer, a \
+                 narrower --filter)",
+                self.interface,
+                self.tx.capacity().unwrap_or(0)
+            );
+        }
         let Ok(stats) = self.cap.stats() else { return };
         let kernel = u64::from(stats.dropped);
         let interface = u64::from(stats.if_dropped);
