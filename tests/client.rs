@@ -253,7 +253,8 @@ fn truncated_capture_sends_what_came_before_and_names_the_offset() {
 fn client_without_a_mode_and_no_terminal_says_what_to_choose() {
     let out = client(1, &["x"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--count N, --continuous or --pcap FILE"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("--count N, --continuous, --pcap FILE or --interface IFACE"));
 }
 
 #[test]

@@ -386,3 +386,145 @@ fn a_full_buffer_counts_drops_and_says_so_instead_of_growing() {
     assert!(sent <= 100 + 20 + 1, "bounded by window + buffer: {report}");
     assert_eq!(dropped, 5000 - sent, "{report}");
 }
+
+/// Ethernet frames from a made-up source address, so the capture's filter
+/// sees only what the test injects.
+const FAKE_MAC: [u8; 6] = [0x02, 0x4e, 0x53, 0x00, 0x00, 0x01];
+
+fn ether(ether_type: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; 6];
+    f.extend_from_slice(&FAKE_MAC);
+    f.extend_from_slice(&ether_type.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Frames a hostile or broken host puts on the wire: truncated and lying
+/// headers at every layer, endless VLAN tags, ARP of odd sizes, noise.
+fn hostile_frames() -> Vec<Vec<u8>> {
+    use rand::{Rng, SeedableRng};
+    let ipv4 = |ihl_version: u8, total: u16, proto: u8, rest: &[u8]| {
+        let mut h = vec![ihl_version, 0];
+        h.extend_from_slice(&total.to_be_bytes());
+        h.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        h.extend_from_slice(rest);
+        h
+    };
+    let mut frames = vec![
+        ether(0x0800, &[0x45, 0, 0]),
+        ether(0x0800, &ipv4(0x4f, 60, 6, &[])),
+        ether(0x0800, &ipv4(0x44, 20, 17, &[])),
+        ether(0x0800, &ipv4(0x45, 65_535, 6, &[0, 80, 0, 1])),
+        ether(0x0800, &ipv4(0x45, 0, 17, &[0, 53, 0, 53, 0, 8, 0, 0])),
+        ether(0x0800, &ipv4(0x45, 21, 1, &[8])),
+        ether(0x86dd, &{
+            let mut h = vec![0x60, 0, 0, 0, 0xff, 0xff, 6, 64];
+            h.extend_from_slice(&[0u8; 32]);
+            h
+        }),
+        ether(0x0806, &[0, 1, 8, 0, 6, 4, 0]),
+        ether(0x0806, &[0, 1, 8, 0, 0xff, 0xff, 0, 1, 1, 2, 3]),
+        ether(0x8100, &[0x81, 0x00].repeat(40)),
+        ether(0x1234, b"not a protocol anyone speaks"),
+        ether(0x0800, &[]),
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+    for _ in 0..300 {
+        let kind = [0x0800u16, 0x86dd, 0x0806, 0x8100][rng.random_range(0..4)];
+        let len = rng.random_range(0..120);
+        let mut body: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        if kind == 0x0800 && !body.is_empty() {
+            body[0] = 0x40 | (body[0] & 0x0f);
+        }
+        frames.push(ether(kind, &body));
+    }
+    frames
+}
+
+#[test]
+fn hostile_frames_on_the_wire_are_counted_never_crash_the_client() {
+    if skip_unless_root("hostile_frames_on_the_wire_are_counted_never_crash_the_client") {
+        return;
+    }
+    let db = TestDb::new("live_hostile");
+    let server = TestServer::start(&db, &[]);
+    let mut frames = hostile_frames();
+    // Honest frames beside them: UDP datagrams from 10.0.0.1 to 10.0.0.2.
+    let honest = 20;
+    for i in 0..honest {
+        let mut udp = vec![
+            0x45, 0, 0, 36, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        udp.extend_from_slice(&[0x30, 0x39, 0, 53 + i as u8, 0, 16, 0, 0]);
+        udp.extend_from_slice(&[0u8; 8]);
+        frames.push(ether(0x0800, &udp));
+    }
+    let filter = format!(
+        "ether src {}",
+        FAKE_MAC.map(|b| format!("{b:02x}")).join(":")
+    );
+    let client = LiveClient::start(
+        server.port,
+        "live-hostile",
+        "lo",
+        &["--filter", &filter, "--duration", "3"],
+    );
+    let mut inject = pcap::Capture::from_device("lo").unwrap().open().unwrap();
+    for f in &frames {
+        inject.sendpacket(f.as_slice()).unwrap();
+    }
+    let report = client.report(Duration::from_secs(60));
+    eprintln!("hostile: {report}");
+    check_counts(&report, &db, "live-hostile");
+    // The kernel's BPF rejects a frame too short for the filter's own loads
+    // (the IP header the own-connection exclusion reads), as for tcpdump.
+    let captured = report["capture"]["captured"].as_u64().unwrap();
+    let long_enough = frames.iter().filter(|f| f.len() >= 14 + 40).count() as u64;
+    assert!(
+        (long_enough..=frames.len() as u64).contains(&captured),
+        "{long_enough} frames of 54 bytes or more, {captured} captured: {report}"
+    );
+    assert_eq!(
+        report["rejected"], 0,
+        "every record sent is one the server takes: {report}"
+    );
+    let stored_honest = db.count(
+        "SELECT count(*) FROM packets WHERE client = 'live-hostile' AND protocol = 'UDP' \
+         AND source_ip = '10.0.0.1' AND dest_ip = '10.0.0.2' AND packet_size = 36 \
+         AND src_port = 12345",
+    );
+    assert_eq!(
+        stored_honest, honest as i64,
+        "the honest frames are all stored"
+    );
+}
+
+#[test]
+fn a_quiet_interface_still_ends_on_duration_and_on_sigterm() {
+    if skip_unless_root("a_quiet_interface_still_ends_on_duration_and_on_sigterm") {
+        return;
+    }
+    let db = TestDb::new("live_quiet");
+    let server = TestServer::start(&db, &[]);
+    let nothing = "dst host 127.0.0.9 and udp port 9";
+    let started = std::time::Instant::now();
+    let client = LiveClient::start(
+        server.port,
+        "live-quiet",
+        "lo",
+        &["--filter", nothing, "--duration", "1"],
+    );
+    let report = client.report(Duration::from_secs(20));
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "--duration ended it"
+    );
+    assert_eq!(report["capture"]["captured"], 0, "{report}");
+
+    let client = LiveClient::start(server.port, "live-quiet2", "lo", &["--filter", nothing]);
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = client.child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let report = client.report(Duration::from_secs(20));
+    assert_eq!(report["sent"], 0, "{report}");
+}

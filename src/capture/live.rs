@@ -18,8 +18,11 @@ use serde::Serialize;
 
 use crate::protocol::Packet;
 
-/// How long one read waits for a frame before the thread looks at its stop flag.
+/// libpcap's read timeout (kernel block retirement; reads never block here).
 const READ_TIMEOUT_MS: i32 = 100;
+/// The pause when the ring is empty: a burst waits at most this long in the
+/// kernel's buffer (32 MiB: far more than 2 ms of any link).
+const IDLE_NAP: Duration = Duration::from_millis(2);
 /// How often libpcap's drop counters are read (and new drops warned about).
 const STATS_EVERY: Duration = Duration::from_secs(1);
 /// The kernel buffer libpcap asks for: big enough for bursts of small frames.
@@ -311,9 +314,18 @@ fn open(opts: &LiveOptions) -> Result<pcap::Capture<pcap::Active>, LiveError> {
         .promisc(opts.promisc)
         .snaplen(opts.snaplen)
         .timeout(READ_TIMEOUT_MS)
+        .immediate_mode(true)
         .buffer_size(KERNEL_BUFFER_BYTES)
         .open()
-        .map_err(|e| classify_open_error(&opts.interface, &e))
+        .map_err(|e| classify_open_error(&opts.interface, &e))?
+        // Non-blocking: libpcap on Linux waits for ever on a quiet interface
+        // whatever the timeout, and then Ctrl-C or --duration could not end
+        // the capture; the thread naps IDLE_NAP when the ring is empty.
+        .setnonblock()
+        .map_err(|e| LiveError::Pcap {
+            interface: opts.interface.clone(),
+            message: pcap_message(&e),
+        })
 }
 
 /// libpcap's activation errors: privilege, a missing device, or other.
@@ -394,7 +406,7 @@ impl Reader {
                         break "the capture file failed";
                     }
                 }
-                Err(pcap::Error::TimeoutExpired) => {}
+                Err(pcap::Error::TimeoutExpired) => std::thread::sleep(IDLE_NAP),
                 Err(e) => {
                     let message = pcap_message(&e);
                     self.fail(LiveError::Pcap {

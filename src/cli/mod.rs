@@ -169,7 +169,7 @@ pub struct ClientArgs {
     pub pcap: Option<std::path::PathBuf>,
 
     /// Capture live from this interface (libpcap; `any` for all) and send what it sees.
-    #[arg(long, short = 'i', value_name = "IFACE")]
+    #[arg(long, short = 'i', value_name = "IFACE", conflicts_with_all = ["rate", "delay"])]
     pub interface: Option<String>,
 
     /// With --interface: a BPF filter in tcpdump's syntax, e.g. "tcp or udp".
