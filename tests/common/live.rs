@@ -4,13 +4,14 @@
 //! test creates and removes itself. Capturing needs root; [`skip_unless_root`]
 //! says why a test did nothing otherwise.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use super::ChildLog;
 
 /// True when running as root (capture and namespaces need it).
 pub fn is_root() -> bool {
@@ -33,7 +34,7 @@ pub fn skip_unless_root(test: &str) -> bool {
 /// A running `netsentinel client NAME --interface ...`.
 pub struct LiveClient {
     pub child: Child,
-    pub log: Arc<Mutex<Vec<String>>>,
+    pub log: ChildLog,
     stdout: Option<std::process::ChildStdout>,
 }
 
@@ -51,14 +52,7 @@ impl LiveClient {
             .stderr(Stdio::piped())
             .spawn()
             .expect("client binary starts");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().expect("piped stderr");
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
+        let log = ChildLog::collect(&mut child);
         let stdout = child.stdout.take();
         let client = LiveClient { child, log, stdout };
         client.wait_for_log("capturing on", Duration::from_secs(20));
@@ -66,18 +60,11 @@ impl LiveClient {
     }
 
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.log.lock().unwrap().iter().any(|l| l.contains(needle)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("client log never said {needle:?}:\n{}", self.log_text());
+        self.log.wait_for("client", needle, timeout);
     }
 
     pub fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.log.text()
     }
 
     /// Waits for the client to end (it stops by --count or --duration) and

@@ -91,12 +91,48 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The stderr lines of a child process, gathered by a thread of their own.
+#[derive(Clone, Default)]
+pub struct ChildLog(pub Arc<Mutex<Vec<String>>>);
+
+impl ChildLog {
+    /// Takes `child`'s piped stderr and gathers its lines.
+    pub fn collect(child: &mut Child) -> ChildLog {
+        let log = ChildLog::default();
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let sink = Arc::clone(&log.0);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        log
+    }
+
+    /// Waits until a line contains `needle`; panics with the log after `timeout`.
+    pub fn wait_for(&self, who: &str, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.0.lock().unwrap().iter().any(|l| l.contains(needle)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{who} log never said {needle:?}:\n{}", self.text());
+    }
+
+    /// Every line so far.
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap().join("\n")
+    }
+}
+
 /// The real `netsentinel server` process.
 pub struct TestServer {
     pub child: Child,
     pub port: u16,
     pub dashboard_port: u16,
-    pub log: Arc<Mutex<Vec<String>>>,
+    pub log: ChildLog,
 }
 
 impl TestServer {
@@ -123,14 +159,7 @@ impl TestServer {
             cmd.arg("--set").arg(s);
         }
         let mut child = cmd.spawn().expect("server binary starts");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
+        let log = ChildLog::collect(&mut child);
         let mut server = TestServer {
             child,
             port,
@@ -145,7 +174,7 @@ impl TestServer {
     /// The port of the address the log line containing `after` names right after it.
     fn logged_port(&self, after: &str, timeout: Duration) -> u16 {
         self.wait_for_log(after, timeout);
-        let log = self.log.lock().unwrap();
+        let log = self.log.0.lock().unwrap();
         let line = log.iter().find(|l| l.contains(after)).unwrap();
         let addr = line[line.find(after).unwrap() + after.len()..]
             .split(['/', ' '])
@@ -157,18 +186,11 @@ impl TestServer {
     }
 
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.log.lock().unwrap().iter().any(|l| l.contains(needle)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("server log never said {needle:?}:\n{}", self.log_text());
+        self.log.wait_for("server", needle, timeout);
     }
 
     pub fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.log.text()
     }
 
     pub fn connect(&self) -> Sender {
