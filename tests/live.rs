@@ -528,3 +528,32 @@ fn a_quiet_interface_still_ends_on_duration_and_on_sigterm() {
     let report = client.report(Duration::from_secs(20));
     assert_eq!(report["sent"], 0, "{report}");
 }
+
+#[test]
+fn capture_flags_out_of_range_or_alone_are_usage_errors() {
+    let cases: [&[&str]; 8] = [
+        &["--interface", "lo", "--snaplen", "10"],
+        &["--interface", "lo", "--capture-buffer", "0"],
+        &["--interface", "lo", "--duration", "0"],
+        &["--interface", "lo", "--duration", "-1"],
+        &[
+            "--interface",
+            "lo",
+            "--capture-file",
+            "x.pcap",
+            "--capture-file-size",
+            "0",
+        ],
+        &["--interface", "lo", "--rate", "5"],
+        &["--filter", "udp", "--count", "5"],
+        &["--interface", ""],
+    ];
+    for args in cases {
+        let mut all = vec!["client", "x", "--server", "127.0.0.1:9"];
+        all.extend_from_slice(args);
+        let out = netsentinel(&all);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(!err.trim().is_empty(), "{args:?} says why");
+    }
+}

@@ -29,7 +29,13 @@ const STATS_EVERY: Duration = Duration::from_secs(1);
 const KERNEL_BUFFER_BYTES: i32 = 32 << 20;
 
 /// Records buffered for the sender by default.
-pub const DEFAULT_BUFFER: usize = 100_000;
+pub const DEFAULT_BUFFER: u64 = 100_000;
+/// Snap length without a capture file: enough for every header a record reads.
+pub const HEADERS_SNAPLEN: i32 = 256;
+/// Snap length with a capture file: whole frames, for Wireshark.
+pub const FULL_SNAPLEN: i32 = 65_535;
+/// Size in MB (10^6 bytes) at which a capture file rotates by default.
+pub const DEFAULT_ROTATE_MB: u64 = 100;
 
 /// What to capture and how.
 #[derive(Debug, Clone)]
@@ -60,13 +66,13 @@ impl LiveOptions {
         LiveOptions {
             interface: interface.to_string(),
             filter: None,
-            snaplen: 256,
+            snaplen: HEADERS_SNAPLEN,
             promisc: false,
-            buffer: DEFAULT_BUFFER,
+            buffer: DEFAULT_BUFFER as usize,
             count: None,
             duration: None,
             capture_file: None,
-            rotate_bytes: 100_000_000,
+            rotate_bytes: DEFAULT_ROTATE_MB * 1_000_000,
         }
     }
 }
@@ -114,6 +120,9 @@ pub enum LiveError {
         /// The reason.
         message: String,
     },
+    /// libpcap could not list the interfaces.
+    #[error("cannot list the interfaces: {0}")]
+    List(String),
     /// Any other libpcap failure (interface down, driver error).
     #[error("cannot capture on {interface}: {message}")]
     Pcap {
@@ -275,11 +284,6 @@ impl LiveCapture {
         self.counters.snapshot()
     }
 
-    /// Records captured and not yet taken.
-    pub fn buffered(&self) -> usize {
-        self.rx.len()
-    }
-
     /// Waits for the capture thread (after [`LiveNext::Done`]) and returns the
     /// final counters, or the failure that ended the capture early.
     pub fn finish(mut self) -> (CaptureCounts, Option<LiveError>) {
@@ -296,7 +300,7 @@ impl LiveCapture {
 /// Opens `opts.interface` for capture, telling the user's mistakes (no such
 /// interface) from the machine's refusals (no privilege).
 fn open(opts: &LiveOptions) -> Result<pcap::Capture<pcap::Active>, LiveError> {
-    let known = pcap::Device::list()
+    let known = devices()
         .map(|list| list.iter().any(|d| d.name == opts.interface))
         .unwrap_or(true);
     if !known {
@@ -574,7 +578,7 @@ fn savefile(cap: &pcap::Capture<pcap::Active>, path: &Path) -> Result<pcap::Save
 }
 
 /// `dir/name.pcap` → `dir/name.N.pcap` (`dir/name` → `dir/name.N`).
-pub fn rotated(base: &Path, index: u64) -> PathBuf {
+fn rotated(base: &Path, index: u64) -> PathBuf {
     match (base.file_stem(), base.extension()) {
         (Some(stem), Some(ext)) => base.with_file_name(format!(
             "{}.{index}.{}",
@@ -586,10 +590,7 @@ pub fn rotated(base: &Path, index: u64) -> PathBuf {
 }
 
 fn devices() -> Result<Vec<pcap::Device>, LiveError> {
-    pcap::Device::list().map_err(|e| LiveError::Pcap {
-        interface: "any".into(),
-        message: pcap_message(&e),
-    })
+    pcap::Device::list().map_err(|e| LiveError::List(pcap_message(&e)))
 }
 
 /// The names of the interfaces libpcap can capture, best first.

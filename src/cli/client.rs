@@ -10,13 +10,8 @@ use super::ClientArgs;
 use crate::config::Config;
 use crate::protocol::MAX_CLIENT_NAME_CHARS;
 
-use crate::capture::live::{self, LiveOptions};
+use crate::capture::live::{self, LiveOptions, FULL_SNAPLEN, HEADERS_SNAPLEN};
 use crate::client::{menu, ClientError, ClientOptions, Mode, Pacing};
-
-/// Snap length without a capture file: enough for every header a record reads.
-const HEADERS_SNAPLEN: i32 = 256;
-/// Snap length with a capture file: whole frames, for Wireshark.
-const FULL_SNAPLEN: i32 = 65_535;
 
 impl ClientOptions {
     /// The options `args` ask for under `config`; `None` when the user chose
@@ -127,7 +122,6 @@ fn live_options(args: &ClientArgs, interface: &str) -> LiveOptions {
         HEADERS_SNAPLEN
     });
     LiveOptions {
-        interface: interface.to_string(),
         filter: args.filter.clone(),
         snaplen,
         promisc: args.promisc,
@@ -136,6 +130,7 @@ fn live_options(args: &ClientArgs, interface: &str) -> LiveOptions {
         duration: args.duration.map(Duration::from_secs_f64),
         capture_file: args.capture_file.clone(),
         rotate_bytes: args.capture_file_size.saturating_mul(1_000_000),
+        ..LiveOptions::on(interface)
     }
 }
 

@@ -190,7 +190,7 @@ pub struct ClientArgs {
     pub duration: Option<f64>,
 
     /// With --interface: records waiting for the server at most; more are counted as dropped.
-    #[arg(long, value_name = "N", requires = "interface", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    #[arg(long, value_name = "N", requires = "interface", default_value_t = crate::capture::live::DEFAULT_BUFFER, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub capture_buffer: u64,
 
     /// With --interface: also write every captured frame to this pcap file (for
@@ -199,7 +199,7 @@ pub struct ClientArgs {
     pub capture_file: Option<std::path::PathBuf>,
 
     /// With --capture-file: size in MB at which the file rotates.
-    #[arg(long, value_name = "MB", requires = "capture_file", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(long, value_name = "MB", requires = "capture_file", default_value_t = crate::capture::live::DEFAULT_ROTATE_MB, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub capture_file_size: u64,
 
     /// Print the interfaces that can be captured, then exit.
