@@ -392,12 +392,13 @@ impl Reader {
             if self.count.is_some_and(|n| captured >= n) {
                 break "count reached";
             }
-            if self.until.is_some_and(|t| Instant::now() >= t) {
+            let now = Instant::now();
+            if self.until.is_some_and(|t| now >= t) {
                 break "duration reached";
             }
-            if Instant::now() >= next_stats {
+            if now >= next_stats {
                 self.read_stats();
-                next_stats = Instant::now() + STATS_EVERY;
+                next_stats = now + STATS_EVERY;
             }
             match self.cap.next_packet() {
                 Ok(frame) => {

@@ -194,7 +194,7 @@ pub struct ClientArgs {
     pub capture_buffer: u64,
 
     /// With --interface: also write every captured frame to this pcap file (for
-    /// Wireshark), rotating to FILE.1, FILE.2, … at --capture-file-size.
+    /// Wireshark), rotating to NAME.1.pcap, NAME.2.pcap, … at --capture-file-size.
     #[arg(long, value_name = "FILE", requires = "interface")]
     pub capture_file: Option<std::path::PathBuf>,
 
