@@ -557,3 +557,39 @@ fn capture_flags_out_of_range_or_alone_are_usage_errors() {
         assert!(!err.trim().is_empty(), "{args:?} says why");
     }
 }
+
+#[test]
+fn the_any_interface_is_read_through_the_linux_cooked_header() {
+    if skip_unless_root("the_any_interface_is_read_through_the_linux_cooked_header") {
+        return;
+    }
+    let db = TestDb::new("live_any");
+    let server = TestServer::start(&db, &[]);
+    let target: IpAddr = "127.0.0.10".parse().unwrap();
+    let client = LiveClient::start(
+        server.port,
+        "live-any",
+        "any",
+        &[
+            "--filter",
+            &format!("dst host {target} and udp dst port 41600"),
+            "--count",
+            "50",
+            "--duration",
+            "30",
+        ],
+    );
+    udp_burst(SocketAddr::new(target, 41_600), 50, |i| 100 + i);
+    let report = client.report(Duration::from_secs(60));
+    check_counts(&report, &db, "live-any");
+    assert_eq!(report["sent"], 50, "{report}");
+    let sizes = db.count(
+        "SELECT sum(packet_size) FROM packets WHERE client = 'live-any' AND protocol = 'UDP' \
+         AND dst_port = 41600",
+    );
+    assert_eq!(
+        sizes,
+        (0..50).map(|i| 128 + i).sum::<i64>(),
+        "IP sizes through SLL"
+    );
+}
