@@ -7,34 +7,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{packet, Sender, TestDb, TestServer};
+use common::{check_honest, honest, packet, Sender, TestDb, TestServer};
 use serde_json::Value;
-
-/// An honest sender streaming `chunks` × 50 packets while a case runs; joins
-/// to the verdicts it got.
-fn honest(server: &TestServer, name: &str, chunks: u64) -> JoinHandle<Vec<Value>> {
-    server.spawn_sender(name, move |s| {
-        s.stream_chunks(chunks, 50, Duration::from_millis(20))
-    })
-}
-
-fn check_honest(db: &TestDb, name: &str, handle: JoinHandle<Vec<Value>>, expected: usize) {
-    let verdicts = handle.join().expect("the honest sender finished");
-    assert_eq!(verdicts.len(), expected);
-    for (i, v) in verdicts.iter().enumerate() {
-        assert_eq!(v["seq"], i as u64 + 1, "honest verdict {i}: {v}");
-        assert!(v["id"].is_i64(), "{v}");
-    }
-    assert_eq!(
-        db.count(&format!(
-            "SELECT count(*) FROM packets WHERE client = '{name}'"
-        )),
-        expected as i64
-    );
-}
 
 /// Sends `raw` on a fresh connection (after a hello) and returns every line
 /// the server answers until it closes or goes quiet.

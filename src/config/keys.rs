@@ -158,6 +158,10 @@ declare! {
         port: u16 = 5000, int(0, 65535);
         /// When not empty, POST /api/retrain requires the header "Authorization: Bearer TOKEN" (TOKEN: this value).
         token: Option<String> = None, Kind::OptionalText;
+        /// HTTP connections served at once; at the cap the one idle longest is closed to make room.
+        max_connections: usize = 256, int(1, 65_536);
+        /// Seconds a connection may take to send a whole request (head and body), counted from connecting or from its previous request; idle keep-alive connections close after it too.
+        request_timeout_s: u64 = 10, int(1, 3_600);
     }
 }
 

@@ -254,7 +254,11 @@ fn start_dashboard(
     shutdown: &Shutdown,
 ) -> Result<(JoinHandle<()>, SocketAddr), ServerError> {
     let (host, port) = (config.dashboard.host.as_str(), config.dashboard.port);
-    let server = crate::web::bind(host, port).map_err(|source| {
+    let limits = crate::web::HttpLimits {
+        max_connections: config.dashboard.max_connections,
+        request_timeout: std::time::Duration::from_secs(config.dashboard.request_timeout_s),
+    };
+    let server = crate::web::bind(host, port, limits).map_err(|source| {
         shutdown.trigger();
         ServerError::Bind {
             addr: format!("{host}:{port} (dashboard)"),

@@ -91,6 +91,42 @@ pub fn render(state: &WebState) -> ApiResponse {
     for (name, help, value) in gauges(state) {
         counter(&mut out, name, help, "gauge", value);
     }
+    let http = state.http_figures();
+    let http_counters: [(&str, &str, &str, u64); 5] = [
+        (
+            "netsentinel_http_connections_open",
+            "Dashboard HTTP connections open now (capped by dashboard.max_connections).",
+            "gauge",
+            http.open as u64,
+        ),
+        (
+            "netsentinel_http_connections_evicted_total",
+            "Idle dashboard connections closed to make room at dashboard.max_connections.",
+            "counter",
+            http.evicted,
+        ),
+        (
+            "netsentinel_http_connections_refused_total",
+            "Dashboard connections closed at once: every connection was busy.",
+            "counter",
+            http.refused,
+        ),
+        (
+            "netsentinel_http_requests_timed_out_total",
+            "Dashboard connections closed for not sending a request within dashboard.request_timeout_s.",
+            "counter",
+            http.timed_out,
+        ),
+        (
+            "netsentinel_http_accept_errors_total",
+            "Failed accepts on the dashboard port (e.g. out of file descriptors); accepting went on.",
+            "counter",
+            http.accept_errors,
+        ),
+    ];
+    for (name, help, kind, value) in http_counters {
+        counter(&mut out, name, help, kind, value);
+    }
     histogram(
         &mut out,
         "netsentinel_batch_size_packets",

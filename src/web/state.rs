@@ -97,6 +97,7 @@ pub struct WebState {
     pub static_dir: Option<std::path::PathBuf>,
     /// Packets/s meter.
     pub rate: RateMeter,
+    http: Mutex<tiny_http::ConnectionStats>,
     decoded: Mutex<HashMap<i64, Arc<Detector>>>,
 }
 
@@ -118,6 +119,7 @@ impl WebState {
             shutdown: Shutdown::new(),
             static_dir: None,
             rate: RateMeter::default(),
+            http: Mutex::new(tiny_http::ConnectionStats::default()),
             decoded: Mutex::new(HashMap::new()),
         }
     }
@@ -132,6 +134,16 @@ impl WebState {
     pub fn with_static_dir(mut self, dir: Option<std::path::PathBuf>) -> WebState {
         self.static_dir = dir;
         self
+    }
+
+    /// Records what the HTTP connection limits did (for `/metrics`).
+    pub fn set_http_figures(&self, figures: tiny_http::ConnectionStats) {
+        *self.http.lock().unwrap_or_else(|p| p.into_inner()) = figures;
+    }
+
+    /// What the HTTP connection limits did, as last recorded.
+    pub fn http_figures(&self) -> tiny_http::ConnectionStats {
+        *self.http.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `f` on a pooled connection.

@@ -146,7 +146,26 @@ impl TestServer {
     /// [`TestServer::start`] with the packet listener on `port` (e.g. to
     /// restart a server where its senders reconnect).
     pub fn start_on(db: &TestDb, port: u16, sets: &[&str]) -> TestServer {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_netsentinel"));
+        Self::launch(db, port, sets, None)
+    }
+
+    /// [`TestServer::start`] with at most `nofile` open file descriptors
+    /// (through util-linux `prlimit`, which execs the server in place).
+    pub fn start_with_fd_limit(db: &TestDb, sets: &[&str], nofile: u32) -> TestServer {
+        Self::launch(db, 0, sets, Some(nofile))
+    }
+
+    fn launch(db: &TestDb, port: u16, sets: &[&str], nofile: Option<u32>) -> TestServer {
+        let mut cmd = match nofile {
+            None => Command::new(env!("CARGO_BIN_EXE_netsentinel")),
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}"))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_netsentinel"));
+                c
+            }
+        };
         cmd.arg("server")
             .args(["--port", &port.to_string(), "--dashboard-port", "0"])
             .args(["--database-url", &db.url])
@@ -383,4 +402,38 @@ pub fn client_report(out: &std::process::Output) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("one JSON report")
+}
+
+/// An honest sender streaming `chunks` × 50 packets while a case runs; joins
+/// to the verdicts it got.
+pub fn honest(
+    server: &TestServer,
+    name: &str,
+    chunks: u64,
+) -> std::thread::JoinHandle<Vec<Value>> {
+    server.spawn_sender(name, move |s| {
+        s.stream_chunks(chunks, 50, Duration::from_millis(20))
+    })
+}
+
+/// Joins an [`honest`] sender: every packet answered in order with an id,
+/// and stored exactly once.
+pub fn check_honest(
+    db: &TestDb,
+    name: &str,
+    handle: std::thread::JoinHandle<Vec<Value>>,
+    expected: usize,
+) {
+    let verdicts = handle.join().expect("the honest sender finished");
+    assert_eq!(verdicts.len(), expected);
+    for (i, v) in verdicts.iter().enumerate() {
+        assert_eq!(v["seq"], i as u64 + 1, "honest verdict {i}: {v}");
+        assert!(v["id"].is_i64(), "{v}");
+    }
+    assert_eq!(
+        db.count(&format!(
+            "SELECT count(*) FROM packets WHERE client = '{name}'"
+        )),
+        expected as i64
+    );
 }

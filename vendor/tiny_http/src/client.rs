@@ -34,6 +34,10 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // NetSentinel patch: the connection's place in the server's registry
+    // (phase for the request deadline) and the limits it reads under.
+    tracker: Option<crate::limits::Tracker>,
 }
 
 /// Error that can happen when reading a request.
@@ -44,13 +48,19 @@ enum ReadError {
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
+    /// NetSentinel patch: a header line or the header count is over the limit (431)
+    HeaderTooLarge,
+    /// NetSentinel patch: the declared or chunked body is over the limit (413)
+    BodyTooLarge(HTTPVersion),
 }
 
 impl ClientConnection {
     /// Creates a new `ClientConnection` that takes ownership of the `TcpStream`.
-    pub fn new(
+    /// NetSentinel patch: read under the registry's limits when `tracker` is given.
+    pub(crate) fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        tracker: Option<crate::limits::Tracker>,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
@@ -65,6 +75,7 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            tracker,
         }
     }
 
@@ -77,7 +88,11 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    fn read_next_line(&mut self) -> Result<AsciiString, ReadError> {
+        let max_line = self
+            .tracker
+            .as_ref()
+            .map_or(usize::MAX, |t| t.limits().max_header_line);
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
@@ -85,17 +100,29 @@ impl ClientConnection {
             let byte = self.next_header_source.by_ref().bytes().next();
 
             let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
+                Some(b) => b.map_err(ReadError::ReadIoError)?,
+                None => {
+                    return Err(ReadError::ReadIoError(IoError::new(
+                        ErrorKind::ConnectionAborted,
+                        "Unexpected EOF",
+                    )))
+                }
             };
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+                return AsciiString::from_ascii(buf).map_err(|_| {
+                    ReadError::ReadIoError(IoError::new(
+                        ErrorKind::InvalidInput,
+                        "Header is not in ASCII",
+                    ))
+                });
             }
 
             prev_byte_was_cr = byte == b'\r';
+            if buf.len() >= max_line {
+                return Err(ReadError::HeaderTooLarge);
+            }
 
             buf.push(byte);
         }
@@ -104,10 +131,25 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        if let Some(t) = &self.tracker {
+            t.waiting();
+        }
+        let request = self.read_one();
+        if let Some(t) = &self.tracker {
+            t.busy();
+        }
+        request
+    }
+
+    fn read_one(&mut self) -> Result<Request, ReadError> {
+        let max_headers = self
+            .tracker
+            .as_ref()
+            .map_or(usize::MAX, |t| t.limits().max_headers);
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self.read_next_line()?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -118,11 +160,14 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = self.read_next_line()?;
 
                     if line.is_empty() {
                         break;
                     };
+                    if headers.len() >= max_headers {
+                        return Err(ReadError::HeaderTooLarge);
+                    }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
@@ -144,13 +189,19 @@ impl ClientConnection {
         std::mem::swap(&mut self.next_header_source, &mut data_source);
 
         // building the next reader
-        let request = crate::request::new_request(
+        let limits = self.tracker.as_ref().map(|t| t.limits().clone());
+        let request = crate::request::new_request_limited(
+            limits.as_ref(),
             self.secure,
             method,
             path,
             version.clone(),
             headers,
-            *self.remote_addr.as_ref().unwrap(),
+            // NetSentinel patch: a peer gone before its address was read is
+            // a closed connection, not a panic.
+            *self.remote_addr.as_ref().map_err(|e| {
+                ReadError::ReadIoError(IoError::new(e.kind(), e.to_string()))
+            })?,
             data_source,
             writer,
         )
@@ -161,6 +212,8 @@ impl ClientConnection {
                 request::RequestCreationError::ExpectationFailed => {
                     ReadError::ExpectationFailed(version)
                 }
+                request::RequestCreationError::BodyTooLarge => ReadError::BodyTooLarge(version),
+                request::RequestCreationError::BadContentLength => ReadError::WrongHeader(version),
             }
         })?;
 
@@ -218,6 +271,22 @@ impl Iterator for ClientConnection {
                     let response = Response::new_empty(StatusCode(417));
                     response.raw_print(writer, ver, &[], true, None).ok();
                     return None; // TODO: should be recoverable, but needs handling in case of body
+                }
+
+                Err(ReadError::HeaderTooLarge) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = Response::new_empty(StatusCode(431));
+                    response
+                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                        .ok();
+                    return None; // the rest of the head is not read: close
+                }
+
+                Err(ReadError::BodyTooLarge(ver)) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = Response::new_empty(StatusCode(413));
+                    response.raw_print(writer, ver, &[], false, None).ok();
+                    return None; // the body is never read: close
                 }
 
                 Err(ReadError::ReadIoError(_)) => return None,

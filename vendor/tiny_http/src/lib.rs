@@ -90,6 +90,8 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![allow(clippy::match_like_matches_macro)]
+// NetSentinel patch: upstream 0.12 predates these lints of newer compilers.
+#![allow(unused_imports, dead_code)]
 
 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
 use zeroize::Zeroizing;
@@ -115,10 +117,12 @@ pub use connection::{ConfigListenAddr, ListenAddr, Listener};
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
+pub use limits::{ConnectionStats, Limits};
 
 mod client;
 mod common;
 mod connection;
+mod limits;
 mod request;
 mod response;
 mod ssl;
@@ -140,6 +144,9 @@ pub struct Server {
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
+
+    // NetSentinel patch: live connections under limits (None: upstream behaviour)
+    registry: Option<Arc<limits::Registry>>,
 }
 
 enum Message {
@@ -243,7 +250,31 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        let listener = listener.into();
+        Self::build(listener.into(), ssl_config, None)
+    }
+
+    /// NetSentinel patch: [`Server::from_listener`] with every connection
+    /// read under `limits` (connection cap, request deadline, header and body
+    /// sizes, write timeout); see [`Limits`].
+    pub fn from_listener_with_limits<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        limits: Limits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::build(listener.into(), ssl_config, Some(limits))
+    }
+
+    /// NetSentinel patch: what the limits did so far (`None` without limits).
+    pub fn connection_stats(&self) -> Option<ConnectionStats> {
+        self.registry.as_ref().map(|r| r.stats())
+    }
+
+    fn build(
+        listener: Listener,
+        ssl_config: Option<SslConfig>,
+        limits: Option<Limits>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        let registry = limits.map(limits::Registry::new);
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -283,9 +314,21 @@ impl Server {
         // and ClientConnection objects are pushed in the messages queue
         let messages = MessagesQueue::with_capacity(8);
 
+        if let Some(registry) = registry.clone() {
+            let close = close_trigger.clone();
+            thread::spawn(move || {
+                while !close.load(Relaxed) {
+                    thread::sleep(Duration::from_millis(200));
+                    registry.sweep();
+                }
+            });
+        }
+
         let inside_close_trigger = close_trigger.clone();
         let inside_messages = messages.clone();
+        let inside_registry = registry.clone();
         thread::spawn(move || {
+            let mut last_error_log: Option<std::time::Instant> = None;
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
 
@@ -294,8 +337,24 @@ impl Server {
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
+                        let tracker = match &inside_registry {
+                            Some(registry) => match registry.admit(&sock) {
+                                Some(t) => Some(t),
+                                None => continue, // all busy: dropping closes it
+                            },
+                            None => None,
+                        };
                         let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
+                            None => match RefinedTcpStream::try_new(sock) {
+                                Ok(pair) => pair,
+                                Err(e) => {
+                                    if let Some(r) = &inside_registry {
+                                        r.accept_errors.fetch_add(1, Relaxed);
+                                    }
+                                    log::debug!("cannot use a new connection: {}", e);
+                                    continue;
+                                }
+                            },
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
                             Some(ref ssl) => {
                                 // trying to apply SSL over the connection
@@ -311,7 +370,11 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        Ok(ClientConnection::new(
+                            write_closable,
+                            read_closable,
+                            tracker,
+                        ))
                     }
                     Err(e) => Err(e),
                 };
@@ -338,6 +401,19 @@ impl Server {
                         }));
                     }
 
+                    Err(e) if inside_registry.is_some() => {
+                        // NetSentinel patch: EMFILE and friends are passing
+                        // states; upstream ended the accept thread for good.
+                        if let Some(r) = &inside_registry {
+                            r.accept_errors.fetch_add(1, Relaxed);
+                        }
+                        if last_error_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
+                            log::warn!("cannot accept a connection ({}); retrying", e);
+                            last_error_log = Some(std::time::Instant::now());
+                        }
+                        thread::sleep(Duration::from_millis(50));
+                    }
+
                     Err(e) => {
                         log::error!("Error accepting new client: {}", e);
                         inside_messages.push(e.into());
@@ -353,6 +429,7 @@ impl Server {
             messages,
             close: close_trigger,
             listening_addr: local_addr,
+            registry,
         })
     }
 

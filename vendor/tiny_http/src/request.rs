@@ -108,6 +108,12 @@ pub enum RequestCreationError {
 
     /// Error while reading data from the socket during the creation of the `Request`.
     CreationIoError(IoError),
+
+    /// NetSentinel patch: the body is larger than [`crate::Limits::max_body`].
+    BodyTooLarge,
+
+    /// NetSentinel patch: a `Content-Length` that is not a number.
+    BadContentLength,
 }
 
 impl From<IoError> for RequestCreationError {
@@ -133,8 +139,42 @@ pub fn new_request<R, W>(
     version: HTTPVersion,
     headers: Vec<Header>,
     remote_addr: Option<SocketAddr>,
-    mut source_data: R,
+    source_data: R,
     writer: W,
+) -> Result<Request, RequestCreationError>
+where
+    R: Read + Send + 'static,
+    W: Write + Send + 'static,
+{
+    new_request_limited(
+        None,
+        secure,
+        method,
+        path,
+        version,
+        headers,
+        remote_addr,
+        source_data,
+        writer,
+    )
+}
+
+/// NetSentinel patch: [`new_request`] under [`crate::Limits`]: with limits, the
+/// whole body (by length or chunked, `Expect: 100-continue` answered first) is
+/// read here, on the connection's own thread, up to `max_body`; a larger one
+/// is refused before a byte of it is read or allocated. Without limits this is
+/// upstream's behaviour.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn new_request_limited<R, W>(
+    limits: Option<&crate::Limits>,
+    secure: bool,
+    method: Method,
+    path: String,
+    version: HTTPVersion,
+    headers: Vec<Header>,
+    remote_addr: Option<SocketAddr>,
+    mut source_data: R,
+    mut writer: W,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -183,9 +223,43 @@ where
         }
     };
 
-    // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
-    // content-length headers
-    let reader = if connection_upgrade {
+    let mut must_send_continue = expects_continue;
+    let reader = if let Some(limits) = limits {
+        let declared = headers
+            .iter()
+            .any(|h: &Header| h.field.equiv("Content-Length"));
+        if transfer_encoding.is_none() && declared && content_length.is_none() {
+            return Err(RequestCreationError::BadContentLength);
+        }
+        if content_length.is_some_and(|len| len > limits.max_body) {
+            return Err(RequestCreationError::BodyTooLarge);
+        }
+        let chunked = transfer_encoding.is_some();
+        if expects_continue && (chunked || content_length.is_some_and(|len| len > 0)) {
+            writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+            writer.flush()?;
+        }
+        must_send_continue = false;
+        let mut buffer = Vec::new();
+        if chunked {
+            Decoder::new(&mut source_data)
+                .take(limits.max_body as u64 + 1)
+                .read_to_end(&mut buffer)?;
+            if buffer.len() > limits.max_body {
+                return Err(RequestCreationError::BodyTooLarge);
+            }
+        } else if let Some(len) = content_length {
+            (&mut source_data)
+                .take(len as u64)
+                .read_to_end(&mut buffer)?;
+            if buffer.len() < len {
+                let info = "Connection has been closed before we received enough data";
+                let err = IoError::new(ErrorKind::ConnectionAborted, info);
+                return Err(RequestCreationError::CreationIoError(err));
+            }
+        }
+        Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
+    } else if connection_upgrade {
         // if we have a `Connection: upgrade`, always keeping the whole reader
         Box::new(source_data) as Box<dyn Read + Send + 'static>
     } else if let Some(content_length) = content_length {
@@ -236,7 +310,7 @@ where
         http_version: version,
         headers,
         body_length: content_length,
-        must_send_continue: expects_continue,
+        must_send_continue,
         notify_when_responded: None,
     })
 }

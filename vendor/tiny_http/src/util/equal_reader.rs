@@ -66,10 +66,14 @@ where
     fn drop(&mut self) {
         let mut remaining_to_read = self.size;
 
+        // NetSentinel patch: a fixed buffer, not one of the declared size
+        // (upstream allocated e.g. 1 TB for `Content-Length: 1000000000000`).
+        let mut buf = [0u8; 4096];
         while remaining_to_read > 0 {
-            let mut buf = vec![0; remaining_to_read];
+            let want = remaining_to_read.min(buf.len());
+            let buf = &mut buf[..want];
 
-            match self.reader.read(&mut buf) {
+            match self.reader.read(buf) {
                 Err(e) => {
                     self.last_read_signal.send(Err(e)).ok();
                     break;

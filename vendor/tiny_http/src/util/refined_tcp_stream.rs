@@ -112,6 +112,25 @@ impl RefinedTcpStream {
         (read, write)
     }
 
+    /// NetSentinel patch: [`RefinedTcpStream::new`] for a plain connection,
+    /// with the error of the descriptor copy returned instead of a panic
+    /// (upstream's `unwrap` killed the accept thread on EMFILE).
+    pub(crate) fn try_new(stream: Connection) -> IoResult<(RefinedTcpStream, RefinedTcpStream)> {
+        let read = stream.try_clone()?;
+        Ok((
+            RefinedTcpStream {
+                stream: Stream::Http(read),
+                close_read: true,
+                close_write: false,
+            },
+            RefinedTcpStream {
+                stream: Stream::Http(stream),
+                close_read: false,
+                close_write: true,
+            },
+        ))
+    }
+
     /// Returns true if this struct wraps around a secure connection.
     #[inline]
     pub(crate) fn secure(&self) -> bool {
