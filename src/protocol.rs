@@ -323,9 +323,13 @@ impl Bounded for u16 {
 }
 
 /// The server's answer to a hello.
-pub fn welcome(max_clients: usize) -> String {
+///
+/// `next_seq` is the first seq this sender may use: one above the highest it
+/// has stored (1 for a new name). Seqs more than `server.max_seq_jump` above
+/// the highest are refused, so a sender starts where it left off.
+pub fn welcome(max_clients: usize, next_seq: u64) -> String {
     format!(
-        r#"{{"welcome":"netsentinel","version":{PROTOCOL_VERSION},"max_clients":{max_clients}}}"#
+        r#"{{"welcome":"netsentinel","version":{PROTOCOL_VERSION},"max_clients":{max_clients},"next_seq":{next_seq}}}"#
     )
 }
 
@@ -600,8 +604,8 @@ mod tests {
              {\"line\":42,\"seq\":null,\"error\":\"bad\"}\n"
         );
         assert_eq!(
-            welcome(5),
-            r#"{"welcome":"netsentinel","version":1,"max_clients":5}"#
+            welcome(5, 18),
+            r#"{"welcome":"netsentinel","version":1,"max_clients":5,"next_seq":18}"#
         );
         assert_eq!(queued(2, 5), r#"{"queued":2,"max_clients":5}"#);
     }

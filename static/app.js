@@ -23,8 +23,27 @@ function setStatus(text, error) {
   s.classList.toggle("error", !!error);
 }
 
+// dashboard.read_token, when the server has one: asked once, kept for the tab.
+let askedForReadToken = false;
+
+function authHeaders() {
+  const headers = { Accept: "application/json" };
+  const token = sessionStorage.getItem("netsentinel-read-token")
+    || sessionStorage.getItem("netsentinel-token");
+  if (token) headers.Authorization = "Bearer " + token;
+  return headers;
+}
+
 async function getJSON(path) {
-  const r = await fetch(path, { headers: { Accept: "application/json" } });
+  let r = await fetch(path, { headers: authHeaders() });
+  if (r.status === 401 && !askedForReadToken) {
+    askedForReadToken = true;
+    const token = window.prompt("This dashboard needs its read token (dashboard.read_token):");
+    if (token) {
+      sessionStorage.setItem("netsentinel-read-token", token);
+      r = await fetch(path, { headers: authHeaders() });
+    }
+  }
   const body = await r.json().catch(() => ({}));
   if (!r.ok) throw new Error(body.error || `${r.status} ${r.statusText}`);
   return body;
@@ -244,10 +263,11 @@ async function retrain() {
   note.classList.remove("error");
   note.textContent = "Training a new model…";
   const post = () => {
-    const headers = {};
+    // JSON from this page: the server refuses cross-site form posts.
+    const headers = { "Content-Type": "application/json", Accept: "application/json" };
     const token = sessionStorage.getItem("netsentinel-token");
     if (token) headers.Authorization = "Bearer " + token;
-    return fetch("/api/retrain", { method: "POST", headers });
+    return fetch("/api/retrain", { method: "POST", headers, body: "{}" });
   };
   try {
     let r = await post();

@@ -58,7 +58,11 @@ fn state(db: &TestDb, token: Option<&str>) -> WebState {
         models.publish(m);
     }
     let settings = WebSettings {
-        token: token.map(str::to_string),
+        access: netsentinel::web::guard::Access {
+            write_token: token.map(str::to_string),
+            ..Default::default()
+        },
+        retrain_interval: std::time::Duration::ZERO,
         detector,
     };
     WebState::new(
@@ -278,12 +282,26 @@ fn every_endpoint_its_filters_and_its_errors() {
         .any(|(k, v)| *k == "Content-Security-Policy" && v.contains("script-src 'self'")));
 }
 
+/// A POST as the dashboard's page sends it.
+fn post_json(path: &str) -> ApiRequest {
+    let mut r = ApiRequest::new("POST", path);
+    r.content_type = Some("application/json".into());
+    r.host = Some("127.0.0.1:5000".into());
+    r.origin = Some("http://127.0.0.1:5000".into());
+    r
+}
+
 #[test]
 fn retrain_trains_a_new_model_and_refuses_with_409_or_401_when_it_must() {
     let db = filled_db("apiretrain");
     let st = state(&db, None);
     let before = ok(&st, "/api/stats")["model"]["id"].as_i64().unwrap();
     let r = route(&ApiRequest::new("POST", "/api/retrain"), &st);
+    assert_eq!(
+        r.status, 415,
+        "without a token a write must be JSON from the page"
+    );
+    let r = route(&post_json("/api/retrain"), &st);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let m = r.json_body();
     assert!(m["model"]["id"].as_i64().unwrap() > before);
@@ -302,7 +320,7 @@ fn retrain_trains_a_new_model_and_refuses_with_409_or_401_when_it_must() {
     // Too little data: 409 saying how much is needed.
     let empty = TestDb::new("apiempty");
     let st = state(&empty, None);
-    let r = route(&ApiRequest::new("POST", "/api/retrain"), &st);
+    let r = route(&post_json("/api/retrain"), &st);
     assert_eq!(r.status, 409);
     assert!(r.json_body()["error"]
         .as_str()
@@ -310,7 +328,7 @@ fn retrain_trains_a_new_model_and_refuses_with_409_or_401_when_it_must() {
         .contains("at least 100"));
     // A retrain already running: 409.
     assert!(st.models.begin_training());
-    let r = route(&ApiRequest::new("POST", "/api/retrain"), &st);
+    let r = route(&post_json("/api/retrain"), &st);
     assert_eq!(r.status, 409);
     assert!(r.json_body()["error"]
         .as_str()
@@ -327,7 +345,7 @@ fn dashboard_is_served_over_http_by_the_running_server() {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", server.dashboard_port)).unwrap();
         write!(
             s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
         )
         .unwrap();
         let mut text = String::new();
@@ -342,7 +360,27 @@ fn dashboard_is_served_over_http_by_the_running_server() {
     assert_eq!(get("/api/stats").0, 200);
     assert_eq!(get("/api/packets?limit=-1").0, 400);
     assert_eq!(
-        get(&format!("/api/packets?client={}", "%41".repeat(3000))).0,
+        get(&format!("/api/packets?client={}", "%41".repeat(1000))).0,
         400
     );
+    // A request line past 8 KiB is refused before it is read whole.
+    assert_eq!(
+        get(&format!("/api/packets?client={}", "%41".repeat(3000))).0,
+        414
+    );
+}
+
+#[test]
+fn retrains_are_rate_limited_with_retry_after() {
+    let db = filled_db("apiretrainrate");
+    let mut st = state(&db, None);
+    st.settings.retrain_interval = std::time::Duration::from_secs(60);
+    assert_eq!(route(&post_json("/api/retrain"), &st).status, 200);
+    let again = route(&post_json("/api/retrain"), &st);
+    assert_eq!(again.status, 429);
+    assert!(again
+        .headers
+        .iter()
+        .any(|(h, v)| *h == "Retry-After" && v.parse::<u64>().is_ok_and(|s| s > 0 && s <= 60)));
+    assert!(String::from_utf8_lossy(&again.body).contains("dashboard.retrain_interval_s"));
 }

@@ -78,7 +78,12 @@ impl Prober {
         let failed = times.iter().filter(|t| t.is_none()).count();
         let mut ok: Vec<Duration> = times.iter().flatten().copied().collect();
         ok.sort();
-        assert_eq!(failed, 0, "{what}: {failed} of {} probes failed", times.len());
+        assert_eq!(
+            failed,
+            0,
+            "{what}: {failed} of {} probes failed",
+            times.len()
+        );
         let p99 = ok[(ok.len() * 99).div_ceil(100) - 1];
         eprintln!(
             "{what}: {} probes of /api/stats, p50 {:?}, p99 {p99:?}, max {:?}",
@@ -121,7 +126,10 @@ fn assert_alive(server: &mut TestServer) {
         "the server died:\n{}",
         server.log_text()
     );
-    assert!(probe(server.dashboard_port).is_some(), "the dashboard answers");
+    assert!(
+        probe(server.dashboard_port).is_some(),
+        "the dashboard answers"
+    );
 }
 
 #[test]
@@ -143,7 +151,8 @@ fn declared_bodies_over_the_limit_are_refused_413_unread_and_unallocated() {
         ("OPTIONS", "*"),
     ] {
         for length in ["1000000000000", "18446744073709551615", "65537"] {
-            let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n");
+            let head =
+                format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n");
             let answer = exchange(port, head.as_bytes(), true);
             assert!(
                 answer.starts_with("HTTP/1.1 413"),
@@ -173,7 +182,10 @@ fn declared_bodies_over_the_limit_are_refused_413_unread_and_unallocated() {
     for length in ["99999999999999999999999", "-1", "12abc", ""] {
         let head = format!("GET /healthz HTTP/1.1\r\nContent-Length: {length}\r\n\r\n");
         let answer = exchange(port, head.as_bytes(), true);
-        assert!(answer.starts_with("HTTP/1.1 400"), "Content-Length {length:?}: {answer:?}");
+        assert!(
+            answer.starts_with("HTTP/1.1 400"),
+            "Content-Length {length:?}: {answer:?}"
+        );
     }
     // A small body within the limit is read and the request answered.
     let answer = exchange(
@@ -205,9 +217,12 @@ enum Stall {
 fn stall(port: u16, how: Stall) -> Duration {
     let start = Instant::now();
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("dashboard accepts");
-    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let _ = match how {
-        Stall::Body => s.write_all(b"POST /api/retrain HTTP/1.1\r\nContent-Length: 1000\r\n\r\n0123456789"),
+        Stall::Body => {
+            s.write_all(b"POST /api/retrain HTTP/1.1\r\nContent-Length: 1000\r\n\r\n0123456789")
+        }
         Stall::Slowloris => s.write_all(b"GET /api/stats HTTP/1.1\r\nX-Drip: "),
         Stall::Silent => Ok(()),
     };
@@ -217,7 +232,11 @@ fn stall(port: u16, how: Stall) -> Duration {
         match s.read(&mut buf) {
             Ok(0) => return start.elapsed(),
             Ok(_) => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(_) => return start.elapsed(),
         }
         if matches!(how, Stall::Slowloris) && last_drip.elapsed() >= Duration::from_millis(500) {
@@ -272,9 +291,15 @@ fn ten_thousand_idle_connections_do_not_lock_the_dashboard_out() {
             })
         })
         .collect();
-    let held: Vec<TcpStream> = openers.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let held: Vec<TcpStream> = openers
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     let refused = 10_000 - held.len();
-    eprintln!("idle flood: {} connections open, {refused} refused by the kernel", held.len());
+    eprintln!(
+        "idle flood: {} connections open, {refused} refused by the kernel",
+        held.len()
+    );
     thread::sleep(Duration::from_secs(2));
     prober.check("10,000 idle connections");
     let open = metric(port, "netsentinel_http_connections_open");
@@ -309,8 +334,14 @@ fn out_of_file_descriptors_the_dashboard_accepts_again() {
         );
         thread::sleep(Duration::from_millis(100));
     }
-    eprintln!("answered again {:?} after the flood closed", start.elapsed());
-    assert!(metric(port, "netsentinel_http_accept_errors_total") > 0.0, "EMFILE was hit");
+    eprintln!(
+        "answered again {:?} after the flood closed",
+        start.elapsed()
+    );
+    assert!(
+        metric(port, "netsentinel_http_accept_errors_total") > 0.0,
+        "EMFILE was hit"
+    );
     let prober = Prober::start(port, 10);
     thread::sleep(Duration::from_secs(1));
     prober.check("after running out of file descriptors");
@@ -338,15 +369,24 @@ fn header_lines_and_header_counts_are_capped() {
         }
         sent += chunk.len();
     }
-    assert!(sent < 100 * 1024 * 1024, "the server read a 100 MB header line");
-    eprintln!("100 MB header line: the server closed after {} KiB", sent / 1024);
+    assert!(
+        sent < 100 * 1024 * 1024,
+        "the server read a 100 MB header line"
+    );
+    eprintln!(
+        "100 MB header line: the server closed after {} KiB",
+        sent / 1024
+    );
 
-    let long = format!("GET /api/stats HTTP/1.1\r\nX-Long: {}\r\n\r\n", "a".repeat(9000));
+    let long = format!(
+        "GET /api/stats HTTP/1.1\r\nX-Long: {}\r\n\r\n",
+        "a".repeat(9000)
+    );
     let answer = exchange(port, long.as_bytes(), false);
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
     let long_path = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(9000));
     let answer = exchange(port, long_path.as_bytes(), false);
-    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+    assert!(answer.starts_with("HTTP/1.1 414"), "{answer:?}");
     let mut many = String::from("GET /api/stats HTTP/1.1\r\n");
     for i in 0..101 {
         many.push_str(&format!("X-{i}: {i}\r\n"));
@@ -359,5 +399,58 @@ fn header_lines_and_header_counts_are_capped() {
     check_honest(&db, "honest", sender, 1500);
     let grown = rss_kib(server.child.id()).saturating_sub(rss_before);
     assert!(grown < 64 * 1024, "the server grew by {grown} KiB");
+    assert_alive(&mut server);
+}
+
+#[test]
+fn cross_site_writes_and_rebinding_hosts_are_refused() {
+    let db = TestDb::new("http_csrf");
+    let mut server = TestServer::start(&db, &[]);
+    let port = server.dashboard_port;
+    let sender = honest(&server, "honest", 20);
+    // The attack that worked: a form POST from another site.
+    let answer = exchange(
+        port,
+        format!(
+            "POST /api/retrain HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://evil.example\r\n\
+             Content-Type: text/plain\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+        false,
+    );
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    let answer = exchange(
+        port,
+        format!(
+            "POST /api/retrain HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+        false,
+    );
+    assert!(answer.starts_with("HTTP/1.1 415"), "{answer}");
+    // DNS rebinding: a page on evil.example resolving to 127.0.0.1.
+    let answer = exchange(
+        port,
+        b"GET /api/packets HTTP/1.1\r\nHost: evil.example:5000\r\nConnection: close\r\n\r\n",
+        false,
+    );
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(answer.contains("dashboard.allowed_hosts"), "{answer}");
+    // The dashboard's own page may write.
+    let answer = exchange(
+        port,
+        format!(
+            "POST /api/retrain HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\n\
+             Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+        )
+        .as_bytes(),
+        false,
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.1 409"),
+        "{answer}"
+    );
+    check_honest(&db, "honest", sender, 1000);
     assert_alive(&mut server);
 }

@@ -17,7 +17,7 @@ pub mod session;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -150,15 +150,6 @@ pub struct Outcome {
     pub capture_error: Option<crate::capture::live::LiveError>,
 }
 
-/// The first `seq` of this run: the clock in nanoseconds, so a sender name can
-/// be reused by later runs and its seqs keep increasing.
-fn first_seq() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1)
-}
-
 /// Runs the client until the mode is done or `stop` is set (Ctrl-C).
 pub fn run(opts: &ClientOptions, stop: Arc<AtomicBool>) -> Result<Outcome, ClientError> {
     // Read the capture first: a bad file should fail before connecting.
@@ -186,7 +177,7 @@ pub fn run(opts: &ClientOptions, stop: Arc<AtomicBool>) -> Result<Outcome, Clien
     };
     let mut pacer = Pacer::new(opts.pacing.interval());
     let mut status = StatusLine::new(opts);
-    let mut seq = first_seq();
+    let mut seq = session.next_seq();
     let mut skipped = 0u64;
     while !(stop.load(Ordering::SeqCst) && feed.stops_at_once()) {
         let (packet, truth, offset) = match feed.next_item() {

@@ -35,6 +35,15 @@ pub enum SessionError {
         /// Seconds spent trying.
         secs: u64,
     },
+    /// The server refused the hello itself (the name is in use, or a token is
+    /// missing or wrong): trying again would not help.
+    #[error("the server at {addr} refused this sender: {error}")]
+    Refused {
+        /// host:port.
+        addr: String,
+        /// The server's words.
+        error: String,
+    },
 }
 
 /// A packet sent and not yet answered.
@@ -56,6 +65,12 @@ struct State {
     /// Connection generation; a reader that ends marks its generation dead.
     generation: u64,
     dead: Option<u64>,
+    /// The server refused the hello (a closing error on line 1).
+    refused: Option<String>,
+    /// The first seq the server allows this run (from the first welcome).
+    next_seq: Option<u64>,
+    /// Generation of the last welcome received.
+    welcomed: u64,
 }
 
 struct Shared {
@@ -111,7 +126,36 @@ impl Session {
             stop,
         };
         s.reconnect()?;
+        s.await_welcome()?;
         Ok(s)
+    }
+
+    /// Waits for the server's welcome (which names the first seq to use),
+    /// reconnecting when the connection ends before it (e.g. it waited too
+    /// long for a slot). Returns early when `stop` is set.
+    fn await_welcome(&mut self) -> Result<(), SessionError> {
+        loop {
+            let st = self.shared.lock();
+            if st.welcomed == st.generation || self.stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            if st.dead == Some(st.generation) || st.refused.is_some() {
+                drop(st);
+                self.reconnect()?;
+                continue;
+            }
+            let _ = self
+                .shared
+                .changed
+                .wait_timeout(st, Duration::from_millis(50))
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// The first seq this run may use: one above the highest the server has
+    /// stored for this name (1 for a new name), from the welcome.
+    pub fn next_seq(&self) -> u64 {
+        self.shared.lock().next_seq.unwrap_or(1)
     }
 
     /// Sends one packet line under `seq`, waiting while the window is full.
@@ -205,6 +249,22 @@ impl Session {
     /// (Re)connects with backoff, says hello, starts a reader and resends
     /// every packet still in flight, in seq order.
     fn reconnect(&mut self) -> Result<(), SessionError> {
+        {
+            let mut st = self.shared.lock();
+            if let Some(error) = st.refused.clone() {
+                // Before any welcome the refusal is final (the name is taken
+                // or the token wrong). After one, it is our own earlier
+                // connection the server has not seen end yet: retry.
+                if st.welcomed == 0 {
+                    return Err(SessionError::Refused {
+                        addr: self.addr.clone(),
+                        error,
+                    });
+                }
+                log::warn!("server refused the reconnection ({error}); retrying");
+                st.refused = None;
+            }
+        }
         if let Some(old) = self.stream.take() {
             let _ = old.shutdown(std::net::Shutdown::Both);
         }
@@ -307,13 +367,24 @@ fn read_verdicts(stream: TcpStream, shared: Arc<Shared>, generation: u64) {
         }
         if v.get("welcome").is_some() {
             log::debug!("server says {}", line.trim_end());
+            let mut st = shared.lock();
+            if st.next_seq.is_none() {
+                st.next_seq = v.get("next_seq").and_then(Value::as_u64);
+            }
+            st.welcomed = generation;
+            shared.changed.notify_all();
             continue;
         }
         let seq = v.get("seq").and_then(Value::as_u64);
         let mut st = shared.lock();
         if let Some(error) = v.get("error").and_then(Value::as_str) {
             if v.get("closing").and_then(Value::as_bool) == Some(true) {
-                log::warn!("server closes the connection: {error}");
+                if v.get("line").and_then(Value::as_u64) == Some(1) {
+                    // The hello itself was refused: final, not a reason to retry.
+                    st.refused = Some(error.to_string());
+                } else {
+                    log::warn!("server closes the connection: {error}");
+                }
             } else {
                 log::warn!("server refused line {}: {error}", v["line"]);
             }

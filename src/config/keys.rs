@@ -100,8 +100,18 @@ declare! {
         max_waiting: usize = 100, int(0, 100_000);
         /// Seconds a waiting connection may wait for a slot before it is closed.
         queue_timeout_s: u64 = 30, int(1, 86_400);
-        /// Seconds a served connection may send nothing (with no verdict owed) before it is closed.
+        /// Seconds a served connection may send no complete non-blank line (with no verdict owed) before it is closed.
         idle_timeout_s: u64 = 300, int(1, 86_400);
+        /// Seconds a served connection has to send its first complete line (the hello) before it is closed.
+        hello_timeout_s: u64 = 10, int(1, 3_600);
+        /// Seconds a line may take from its first byte to its newline before the connection is closed.
+        line_timeout_s: u64 = 10, int(1, 3_600);
+        /// Seconds a served connection may be idle while others wait for a slot before it is told why and closed.
+        idle_grace_s: u64 = 5, int(1, 86_400);
+        /// Connections (served and waiting) one peer address may hold at once; 0: no cap (senders behind one NAT or on one host share an address).
+        max_connections_per_address: usize = 0, int(0, 100_000);
+        /// How far above a sender's highest stored seq a new seq may jump before it is refused as an error; 0: no limit.
+        max_seq_jump: u64 = 1_000_000, int(0, i64::MAX);
         /// Packets the one FIFO queue to the worker holds; when full, readers wait.
         queue_capacity: usize = 20_000, int(1, 1_000_000);
         /// Packets the worker writes in one transaction at most.
@@ -156,8 +166,14 @@ declare! {
         host: String = "127.0.0.1".into(), Kind::Text;
         /// Port of the web dashboard; 0 picks a free port, named in the log line "dashboard on".
         port: u16 = 5000, int(0, 65535);
-        /// When not empty, POST /api/retrain requires the header "Authorization: Bearer TOKEN" (TOKEN: this value).
+        /// When not empty, POST /api/retrain requires the header "Authorization: Bearer TOKEN" (TOKEN: this value); when empty, writes must come from the dashboard's own page (same Origin, JSON).
         token: Option<String> = None, Kind::OptionalText;
+        /// When not empty, the API and /metrics need "Authorization: Bearer TOKEN" (TOKEN: this value, or dashboard.token); the page asks for it.
+        read_token: Option<String> = None, Kind::OptionalText;
+        /// Host names (besides IP addresses and localhost) the dashboard answers to; any other Host header is refused (DNS rebinding).
+        allowed_hosts: Vec<String> = Vec::new(), Kind::HostList;
+        /// Seconds after a retrain before the next one is accepted (429 meanwhile).
+        retrain_interval_s: u64 = 10, int(0, 86_400);
         /// HTTP connections served at once; at the cap the one idle longest is closed to make room.
         max_connections: usize = 256, int(1, 65_536);
         /// Seconds a connection may take to send a whole request (head and body), counted from connecting or from its previous request; idle keep-alive connections close after it too.

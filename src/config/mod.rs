@@ -294,6 +294,7 @@ mod tests {
                 value::Kind::Float { max, .. } => vec![max.to_string()],
                 value::Kind::Text | value::Kind::OptionalText => vec!["some text".into()],
                 value::Kind::ProtocolList => vec!["TCP,DNS".into()],
+                value::Kind::HostList => vec!["".into(), "sentinel.lan,ids-1".into()],
                 value::Kind::NumberList { max, .. } => {
                     vec!["".into(), format!("0.5,{max:?}"), format!("[0.5, {max:?}]")]
                 }
@@ -334,10 +335,11 @@ mod tests {
     fn rendered_file_redacts_secrets_only_when_asked() {
         let mut c = Config::default();
         c.dashboard.token = Some("s3cret".into());
+        c.dashboard.read_token = Some("r3ad".into());
         c.database.url = "postgresql://u:pw@h/db".into();
         let shown = document::render(&c, true);
         assert!(
-            !shown.contains("s3cret") && !shown.contains(":pw@"),
+            !shown.contains("s3cret") && !shown.contains("r3ad") && !shown.contains(":pw@"),
             "{shown}"
         );
         let full = document::render(&c, false);

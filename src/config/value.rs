@@ -42,6 +42,19 @@ pub enum Kind {
     },
     /// `true` or `false`.
     Bool,
+    /// A list (possibly empty) of host names, each 1–253 characters of
+    /// letters, digits, `.` and `-`.
+    HostList,
+}
+
+/// The rule of one name in a [`Kind::HostList`].
+pub const HOST_NAME_RULE: &str = "1-253 characters of letters, digits, '.' and '-'";
+
+fn is_valid_host_name(name: &str) -> bool {
+    (1..=253).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
 }
 
 /// An integer key's kind.
@@ -70,6 +83,7 @@ impl Kind {
                 "a list of at most {max_len} numbers, ascending, each in ({min}, {max}] (empty: none)"
             ),
             Kind::Bool => "true or false".into(),
+            Kind::HostList => format!("a list of host names, each {HOST_NAME_RULE} (empty: none)"),
         }
     }
 
@@ -87,6 +101,7 @@ impl Kind {
             Kind::NumberList { min, max, max_len } => Some(format!(
                 "at most {max_len}, ascending, each in ({min}, {max}]"
             )),
+            Kind::HostList => Some(format!("each {HOST_NAME_RULE}")),
             Kind::Text | Kind::OptionalText | Kind::Bool => None,
         }
     }
@@ -142,6 +157,13 @@ pub fn check_toml(kind: Kind, value: &toml::Value) -> Result<Checked, Refused> {
                 .collect();
             check_protocols(names.ok_or_else(refused)?, refused)
         }
+        (Kind::HostList, toml::Value::Array(items)) => {
+            let names: Option<Vec<String>> = items
+                .iter()
+                .map(|item| item.as_str().map(str::to_string))
+                .collect();
+            check_hosts(names.ok_or_else(refused)?, refused)
+        }
         _ => Err(refused()),
     }
 }
@@ -182,7 +204,27 @@ pub fn check_text(kind: Kind, raw: &str) -> Result<Checked, Refused> {
                 .collect();
             check_protocols(names, refused)
         }
+        Kind::HostList => {
+            let list = raw.trim();
+            let list = list
+                .strip_prefix('[')
+                .and_then(|l| l.strip_suffix(']'))
+                .unwrap_or(list);
+            let names = list
+                .split(',')
+                .map(|s| s.trim().trim_matches('"').to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            check_hosts(names, refused)
+        }
     }
+}
+
+fn check_hosts(names: Vec<String>, refused: impl Fn() -> Refused) -> Result<Checked, Refused> {
+    if !names.iter().all(|n| is_valid_host_name(n)) {
+        return Err(refused());
+    }
+    Ok(Checked::List(names))
 }
 
 fn check_int(kind: Kind, i: i64) -> Result<Checked, Refused> {

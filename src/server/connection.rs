@@ -2,10 +2,15 @@
 //! them into the FIFO, and writes back the verdicts the worker sends, in order.
 //!
 //! The socket is read with a short timeout so the same thread also writes
-//! verdicts as they arrive; no second thread per connection is needed. Limits:
-//! a line over [`MAX_LINE_BYTES`], invalid UTF-8 or a silence longer than
-//! `server.idle_timeout_s` ends the connection with a final error line, after
-//! every earlier line has been answered.
+//! verdicts as they arrive; no second thread per connection is needed. Limits
+//! (issue #10: a slot is for a sender that sends): a line over
+//! [`MAX_LINE_BYTES`] or not UTF-8, no first line within
+//! `server.hello_timeout_s`, a line not finished within
+//! `server.line_timeout_s`, no complete non-blank line for
+//! `server.idle_timeout_s` (or for `server.idle_grace_s` while others wait
+//! for a slot), or a hello under a name that is already connected, each end
+//! the connection with a final error line saying why, after every earlier
+//! line has been answered.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown as SocketShutdown, SocketAddr, TcpStream};
@@ -16,7 +21,9 @@ use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
 
 use crate::protocol::{self, ErrorLine, Line, MAX_LINE_BYTES};
 
+use super::names::{LiveNames, NameHold};
 use super::queue::{ConnLink, Job, JobKind, Reply};
+use super::slots::Slots;
 use crate::shutdown::Shutdown;
 
 /// How long a read waits before the thread checks for verdicts to write.
@@ -38,6 +45,18 @@ pub struct ConnContext {
     pub max_clients: usize,
     /// `server.idle_timeout_s`.
     pub idle_timeout: Duration,
+    /// `server.hello_timeout_s`.
+    pub hello_timeout: Duration,
+    /// `server.line_timeout_s`.
+    pub line_timeout: Duration,
+    /// `server.idle_grace_s`.
+    pub idle_grace: Duration,
+    /// The slots, to see whether anyone waits.
+    pub slots: Arc<Slots>,
+    /// The sender names connected now.
+    pub names: Arc<LiveNames>,
+    /// The database, to read a sender's mark for its welcome.
+    pub pool: crate::store::Pool,
 }
 
 /// Serves `stream` until the client hangs up, breaks a limit, or shutdown.
@@ -50,6 +69,8 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, id: u64, ctx: &ConnContext) {
         }
     };
     let reason = conn.run();
+    // Every line is answered (or the peer is gone): the name is free again.
+    conn.name_hold = None;
     log::info!(
         "connection {id} from {peer} ({}) closed: {reason}; {} lines read",
         conn.client,
@@ -84,6 +105,14 @@ struct Connection<'a> {
     stream: TcpStream,
     ctx: &'a ConnContext,
     id: u64,
+    peer: SocketAddr,
+    /// The sender name this connection holds (from its hello until it stops reading).
+    name_hold: Option<NameHold>,
+    started: Instant,
+    /// When the line now in `pending` began to arrive.
+    line_started: Option<Instant>,
+    /// A complete non-blank line has arrived.
+    got_line: bool,
     client: Arc<str>,
     link: Option<(Arc<ConnLink>, Receiver<Vec<Reply>>)>,
     /// Bytes read but not yet split into lines.
@@ -112,6 +141,11 @@ impl<'a> Connection<'a> {
             stream,
             ctx,
             id,
+            peer,
+            name_hold: None,
+            started: Instant::now(),
+            line_started: None,
+            got_line: false,
             client: Arc::from(format!("anonymous@{peer}")),
             link: None,
             pending: Vec::with_capacity(READ_CHUNK),
@@ -148,6 +182,7 @@ impl<'a> Connection<'a> {
                     // End of input: a last line without its newline still counts.
                     if !self.pending.is_empty() {
                         let rest = std::mem::take(&mut self.pending);
+                        self.line_started = None;
                         self.lines += 1;
                         if let Err(e) = self.handle_line(&rest) {
                             return e;
@@ -156,19 +191,16 @@ impl<'a> Connection<'a> {
                     self.done_reading = true;
                 }
                 Ok(n) => {
-                    self.last_input = Instant::now();
                     if let Err(e) = self.take_input(&chunk[..n]) {
+                        return e;
+                    }
+                    if let Err(e) = self.check_deadlines() {
                         return e;
                     }
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    if self.outstanding == 0 && self.last_input.elapsed() > self.ctx.idle_timeout {
-                        let msg = format!(
-                            "idle for more than {} s; closing (server.idle_timeout_s)",
-                            self.ctx.idle_timeout.as_secs()
-                        );
-                        self.write_final(&msg);
-                        return "idle timeout".into();
+                    if let Err(e) = self.check_deadlines() {
+                        return e;
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -177,9 +209,73 @@ impl<'a> Connection<'a> {
         }
     }
 
+    /// Ends the connection that holds its slot without sending: a first line
+    /// or a started line overdue (answered in turn, like any fatal line), or
+    /// no complete line for the idle timeout, or for the grace while others
+    /// wait (told directly: no verdict is owed then). `Err` ends the loop.
+    fn check_deadlines(&mut self) -> Result<(), String> {
+        if self.done_reading {
+            return Ok(());
+        }
+        let ctx = self.ctx;
+        if self
+            .line_started
+            .is_some_and(|t| t.elapsed() > ctx.line_timeout)
+        {
+            let msg = format!(
+                "a line took more than {} s from its first byte to its newline (server.line_timeout_s)",
+                ctx.line_timeout.as_secs()
+            );
+            return self.fatal(None, msg);
+        }
+        if !self.got_line && self.started.elapsed() > ctx.hello_timeout {
+            let msg = format!(
+                "no complete line within {} s of connecting (server.hello_timeout_s); send the hello first",
+                ctx.hello_timeout.as_secs()
+            );
+            return self.fatal(None, msg);
+        }
+        if self.outstanding > 0 {
+            return Ok(());
+        }
+        let idle = self.last_input.elapsed();
+        if idle > ctx.idle_timeout {
+            let msg = format!(
+                "idle for more than {} s; closing (server.idle_timeout_s)",
+                ctx.idle_timeout.as_secs()
+            );
+            self.write_final(&msg);
+            return Err("idle timeout".into());
+        }
+        if idle > ctx.idle_grace {
+            let waiting = ctx.slots.waiting();
+            if waiting > 0 {
+                let msg = format!(
+                    "idle for {} s while {waiting} connection(s) wait for a slot; closing \
+                     (server.idle_grace_s); reconnect when you have packets to send",
+                    idle.as_secs()
+                );
+                self.write_final(&msg);
+                return Err(format!("idle while {waiting} waited for a slot"));
+            }
+        }
+        Ok(())
+    }
+
     /// Splits input into lines and handles each complete one.
     fn take_input(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let had_partial = !self.pending.is_empty();
         self.pending.extend_from_slice(bytes);
+        let completed = bytes.contains(&b'\n');
+        if self.pending.is_empty() {
+            self.line_started = None;
+        } else if completed || !had_partial || self.line_started.is_none() {
+            // Bytes after this chunk's last newline begin a new line now.
+            self.line_started = Some(Instant::now());
+        }
+        if bytes.last() == Some(&b'\n') {
+            self.line_started = None;
+        }
         let mut start = 0;
         while let Some(nl) = self.pending[start..].iter().position(|&b| b == b'\n') {
             let end = start + nl;
@@ -209,13 +305,54 @@ impl<'a> Connection<'a> {
         let Ok(text) = std::str::from_utf8(raw) else {
             return self.fatal(None, "line is not valid UTF-8".into());
         };
-        match protocol::parse_line(text) {
+        let parsed = protocol::parse_line(text);
+        if !matches!(parsed, Ok(Line::Blank)) {
+            // Only complete non-blank lines count as activity.
+            self.got_line = true;
+            self.last_input = Instant::now();
+        }
+        match parsed {
             Ok(Line::Blank) => Ok(()),
             Ok(Line::Hello(name)) if self.link.is_none() && self.lines == 1 => {
-                log::info!("connection {} is sender {name:?}", self.id);
-                self.client = Arc::from(name);
-                self.out
-                    .extend_from_slice(protocol::welcome(self.ctx.max_clients).as_bytes());
+                let name: Arc<str> = Arc::from(name);
+                match self.ctx.names.claim(&name, self.id, self.peer) {
+                    Ok(hold) => self.name_hold = Some(hold),
+                    Err(other) => {
+                        let msg = format!(
+                            "sender {name:?} is already connected from {other}; pick another name"
+                        );
+                        return self.fatal(None, msg);
+                    }
+                }
+                // The name is ours, so its mark cannot move under us: every
+                // earlier connection under it has had all its lines answered.
+                let mark = match self.ctx.pool.get() {
+                    Ok(mut c) => crate::store::queries::sender_mark(&mut *c, &name),
+                    Err(e) => Err(e.into()),
+                };
+                let next_seq = match mark {
+                    Ok(m) => m.map_or(1, |m| m.max(0) as u64 + 1),
+                    Err(e) => {
+                        log::warn!(
+                            "connection {}: cannot read sender {name:?}'s mark: {e}",
+                            self.id
+                        );
+                        self.lines = 0;
+                        self.write_final(&format!(
+                            "cannot read sender {name:?}'s last seq from the database ({e}); try again"
+                        ));
+                        self.done_reading = true;
+                        return Err("database unavailable at hello".into());
+                    }
+                };
+                log::info!(
+                    "connection {} is sender {name:?}, next seq {next_seq}",
+                    self.id
+                );
+                self.client = name;
+                self.out.extend_from_slice(
+                    protocol::welcome(self.ctx.max_clients, next_seq).as_bytes(),
+                );
                 self.out.push(b'\n');
                 Ok(())
             }
@@ -245,6 +382,7 @@ impl<'a> Connection<'a> {
         );
         self.done_reading = true;
         self.pending.clear();
+        self.line_started = None;
         self.send(JobKind::Reject {
             seq,
             error: format!("{error}; closing the connection"),

@@ -1,7 +1,9 @@
-//! The accept loop: takes each connection, gives it a slot or a place in line
-//! ([`super::slots`]), and starts its thread. A connection refused (the line
-//! is full, it waited too long, the server is stopping) gets one closing error
-//! line saying why.
+//! The accept loop: takes each connection, counts it against its address
+//! ([`super::peers`]), gives it a slot or a place in line ([`super::slots`]),
+//! and starts its thread. A waiting connection is watched: when it goes away
+//! its place is given back at once. A connection refused (its address holds
+//! too many, the line is full, it waited too long, the server is stopping)
+//! gets one closing error line saying why.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -13,6 +15,7 @@ use crate::protocol::{self, ErrorLine};
 use crate::stats::Stats;
 
 use super::connection::{self, ConnContext};
+use super::peers::PeerCounts;
 use super::slots::{Entry, Permit, Slots, Ticket, WaitError};
 
 /// What the accept loop needs.
@@ -27,6 +30,8 @@ pub struct Admission {
     pub max_waiting: usize,
     /// `server.queue_timeout_s`.
     pub queue_timeout: Duration,
+    /// Connections per address (`server.max_connections_per_address`).
+    pub peers: Arc<PeerCounts>,
 }
 
 /// Accepts connections until shutdown; each gets a thread that waits for a
@@ -55,6 +60,25 @@ pub fn accept_loop(listener: &TcpListener, admission: &Arc<Admission>) {
 /// Gives one accepted connection a slot or a place in line, or refuses it.
 fn admit(admission: &Arc<Admission>, mut stream: TcpStream, peer: SocketAddr, id: u64) {
     Stats::add(&admission.stats.connections_accepted, 1);
+    let peer_hold = match admission.peers.enter(peer.ip()) {
+        Ok(hold) => hold,
+        Err(held) => {
+            log::warn!(
+                "connection {id} from {peer} refused: its address holds {held} connections \
+                 (server.max_connections_per_address)"
+            );
+            refuse(
+                &mut stream,
+                &format!(
+                    "too many connections from {}: {held} served or waiting, at most {} \
+                     (server.max_connections_per_address); close one or try again later",
+                    peer.ip(),
+                    admission.peers.cap()
+                ),
+            );
+            return;
+        }
+    };
     let entry = admission.slots.enter(admission.max_waiting);
     if let Entry::Full = entry {
         log::warn!(
@@ -74,6 +98,7 @@ fn admit(admission: &Arc<Admission>, mut stream: TcpStream, peer: SocketAddr, id
     let spawned = std::thread::Builder::new()
         .name(format!("conn-{id}"))
         .spawn(move || {
+            let _peer_hold = peer_hold;
             let _permit = match entry {
                 Entry::Served(p) => p,
                 Entry::Waiting(ticket) => match wait(&admission2, ticket, &mut stream, peer, id) {
@@ -105,8 +130,33 @@ fn wait(
     );
     let line = protocol::queued(ticket.position, admission.ctx.max_clients);
     stream.write_all(format!("{line}\n").as_bytes()).ok()?;
-    match ticket.wait(admission.queue_timeout, &admission.ctx.shutdown) {
+    // Watch the waiting socket: a peer that hangs up gives its place back now,
+    // not when its turn comes (dead sockets must not fill the line).
+    let watching = stream.set_nonblocking(true).is_ok();
+    let mut gone = || {
+        if !watching {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        match stream.peek(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+            ),
+        }
+    };
+    let waited = ticket.wait_while(admission.queue_timeout, &admission.ctx.shutdown, &mut gone);
+    if watching && stream.set_nonblocking(false).is_err() {
+        return None;
+    }
+    match waited {
         Ok(p) => Some(p),
+        Err(WaitError::Gone) => {
+            log::info!("connection {id} from {peer} left the line before its turn");
+            None
+        }
         Err(WaitError::TimedOut) => {
             refuse(
                 stream,

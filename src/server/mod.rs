@@ -15,6 +15,8 @@
 
 pub mod connection;
 pub mod listener;
+pub mod names;
+pub mod peers;
 pub mod plan;
 pub mod queue;
 pub mod slots;
@@ -160,23 +162,42 @@ pub fn run(config: Config, shutdown: Shutdown, opts: RunOptions) -> Result<(), S
         capacity: config.server.queue_capacity,
     };
     let settings = WebSettings {
-        token: config.dashboard.token.clone(),
+        access: crate::web::guard::Access {
+            write_token: config.dashboard.token.clone(),
+            read_token: config.dashboard.read_token.clone(),
+            allowed_hosts: config.dashboard.allowed_hosts.clone(),
+        },
+        retrain_interval: Duration::from_secs(config.dashboard.retrain_interval_s),
         detector: config.detector.clone(),
     };
-    let web_state = WebState::new(pool, models, Arc::clone(&stats), Arc::new(gauges), settings)
-        .with_shutdown(shutdown.clone())
-        .with_static_dir(opts.static_dir);
+    let web_state = WebState::new(
+        pool.clone(),
+        models,
+        Arc::clone(&stats),
+        Arc::new(gauges),
+        settings,
+    )
+    .with_shutdown(shutdown.clone())
+    .with_static_dir(opts.static_dir);
     let (web, dashboard_local) = start_dashboard(&config, web_state, &shutdown)?;
     announce(&config, local, dashboard_local, opts.ready);
 
+    let secs = Duration::from_secs;
     let admission = Arc::new(Admission {
-        slots,
+        slots: Arc::clone(&slots),
         ctx: Arc::new(ConnContext {
             jobs: jobs_tx,
             shutdown: shutdown.clone(),
             max_clients: config.server.max_clients,
-            idle_timeout: Duration::from_secs(config.server.idle_timeout_s),
+            idle_timeout: secs(config.server.idle_timeout_s),
+            hello_timeout: secs(config.server.hello_timeout_s),
+            line_timeout: secs(config.server.line_timeout_s),
+            idle_grace: secs(config.server.idle_grace_s),
+            slots,
+            names: names::LiveNames::new(),
+            pool,
         }),
+        peers: peers::PeerCounts::new(config.server.max_connections_per_address),
         stats: Arc::clone(&stats),
         max_waiting: config.server.max_waiting,
         queue_timeout: Duration::from_secs(config.server.queue_timeout_s),

@@ -9,7 +9,10 @@
 //! - a `seq` at or below the committed mark is a **resend of a stored packet**:
 //!   answered with the stored verdict (looked up by the worker);
 //! - any other `seq` (below this batch's top, above the mark, never stored:
-//!   a gap filled late) is **refused**: seqs must increase per sender.
+//!   a gap filled late) is **refused**: seqs must increase per sender;
+//! - a `seq` more than `max_jump` above everything seen from its sender is
+//!   **refused** too (`server.max_seq_jump`): one forged seq near 2^63 would
+//!   otherwise make the name unusable for ever.
 //!
 //! Nothing here touches the database or a socket.
 
@@ -67,10 +70,12 @@ pub fn unknown_senders<'a>(
 }
 
 /// Plans `batch` (each line with its sender) against the committed `marks`;
-/// a sender missing from `marks` has stored nothing.
+/// a sender missing from `marks` has stored nothing. A seq more than
+/// `max_jump` above the sender's highest (0: no limit) is refused.
 pub fn plan<'a>(
     batch: impl IntoIterator<Item = (&'a str, &'a JobKind)>,
     marks: &HashMap<String, i64>,
+    max_jump: u64,
 ) -> Plan<'a> {
     let mut plan = Plan::default();
     let mut in_batch: HashMap<(&str, i64), usize> = HashMap::new();
@@ -96,7 +101,19 @@ pub fn plan<'a>(
                         .copied()
                         .unwrap_or(-1)
                         .max(committed);
-                    if seq > top {
+                    let jump = (seq as i128) - (top.max(0) as i128);
+                    if seq > top && max_jump > 0 && jump > max_jump as i128 {
+                        Fate::Refused {
+                            seq: p.seq,
+                            error: format!(
+                                "seq {seq} jumps {jump} above {}, the highest seq received from \
+                                 sender {client:?}; at most {max_jump} is allowed \
+                                 (server.max_seq_jump); not stored",
+                                top.max(0)
+                            ),
+                            closing: false,
+                        }
+                    } else if seq > top {
                         plan.new_marks.insert(client, seq);
                         let fate = plan.store(at);
                         in_batch.insert((client, seq), plan.fresh.len() - 1);
@@ -156,7 +173,37 @@ mod tests {
     }
 
     fn run<'a>(lines: &'a [(&'a str, JobKind)], m: &HashMap<String, i64>) -> Plan<'a> {
-        plan(lines.iter().map(|(c, k)| (*c, k)), m)
+        plan(lines.iter().map(|(c, k)| (*c, k)), m, 1_000_000)
+    }
+
+    #[test]
+    fn a_seq_far_beyond_the_mark_is_refused_and_moves_nothing() {
+        let lines = [
+            ("a", packet(Some(i64::MAX as u64))),
+            ("a", packet(Some(1_000_011))),
+            ("a", packet(Some(11))),
+            ("b", packet(Some(1_000_000))),
+            ("c", packet(Some(1_000_001))),
+        ];
+        let p = run(&lines, &marks(&[("a", 10)]));
+        assert!(
+            matches!(&p.fates[0], Fate::Refused { error, .. } if error.contains("server.max_seq_jump"))
+        );
+        assert!(
+            matches!(&p.fates[1], Fate::Refused { .. }),
+            "{:?}",
+            p.fates[1]
+        );
+        assert_eq!(p.fates[2], Fate::New(0), "the honest next seq is stored");
+        assert_eq!(
+            p.fates[3],
+            Fate::New(1),
+            "a new sender may start up to the limit"
+        );
+        assert!(matches!(&p.fates[4], Fate::Refused { .. }));
+        assert_eq!(p.new_marks, HashMap::from([("a", 11), ("b", 1_000_000)]));
+        let unlimited = plan(lines.iter().map(|(c, k)| (*c, k)), &marks(&[("a", 10)]), 0);
+        assert_eq!(unlimited.fates[0], Fate::New(0), "0 turns the limit off");
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub enum WaitError {
     TimedOut,
     /// The server is shutting down.
     ShuttingDown,
+    /// The waiting connection went away (its place was given back at once).
+    Gone,
 }
 
 impl Slots {
@@ -118,6 +120,17 @@ impl Slots {
 impl Ticket {
     /// Waits for a slot until `timeout` passes or shutdown begins.
     pub fn wait(self, timeout: Duration, shutdown: &Shutdown) -> Result<Permit, WaitError> {
+        self.wait_while(timeout, shutdown, &mut || false)
+    }
+
+    /// [`Ticket::wait`], also giving the place back as soon as `gone()` says
+    /// the waiting connection went away (asked every 100 ms at least).
+    pub fn wait_while(
+        self,
+        timeout: Duration,
+        shutdown: &Shutdown,
+        gone: &mut dyn FnMut() -> bool,
+    ) -> Result<Permit, WaitError> {
         let deadline = Instant::now() + timeout;
         let slots = Arc::clone(&self.slots);
         let mut s = slots.lock();
@@ -136,6 +149,8 @@ impl Ticket {
                 Some(WaitError::ShuttingDown)
             } else if now >= deadline {
                 Some(WaitError::TimedOut)
+            } else if gone() {
+                Some(WaitError::Gone)
             } else {
                 None
             };
@@ -263,5 +278,25 @@ mod tests {
             t.wait(Duration::from_secs(5), &shutdown).err(),
             Some(WaitError::ShuttingDown)
         );
+    }
+
+    #[test]
+    fn a_waiter_that_goes_away_gives_its_place_back_at_once() {
+        let slots = Slots::new(1);
+        let shutdown = Shutdown::new();
+        let _held = slots.enter(2);
+        let first = match slots.enter(2) {
+            Entry::Waiting(t) => t,
+            _ => panic!(),
+        };
+        let start = Instant::now();
+        let mut polls = 0;
+        let result = first.wait_while(Duration::from_secs(30), &shutdown, &mut || {
+            polls += 1;
+            polls > 2
+        });
+        assert_eq!(result.err(), Some(WaitError::Gone));
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert_eq!(slots.waiting(), 0, "the place was given back");
     }
 }

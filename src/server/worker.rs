@@ -73,6 +73,8 @@ struct Waiting {
 /// The worker: its settings, handles, exactly-once state and judge.
 pub struct Worker {
     batch_max: usize,
+    /// `server.max_seq_jump`.
+    max_seq_jump: u64,
     batch_wait: Duration,
     detector: DetectorConfig,
     jobs: Receiver<Job>,
@@ -110,6 +112,7 @@ impl Worker {
     ) -> Worker {
         Worker {
             batch_max: server.batch_max,
+            max_seq_jump: server.max_seq_jump,
             batch_wait: Duration::from_millis(server.batch_wait_ms),
             detector: detector.clone(),
             jobs,
@@ -369,7 +372,7 @@ impl Worker {
             .map(|(c, j)| (&**c, &j.kind))
             .collect();
         self.learn_marks(&plan::unknown_senders(view.iter().copied(), &self.marks))?;
-        let plan = plan::plan(view.iter().copied(), &self.marks);
+        let plan = plan::plan(view.iter().copied(), &self.marks, self.max_seq_jump);
         let earlier = self.stored_verdicts(&plan)?;
         let fresh = plan.fresh.clone();
         let new_marks: Vec<(String, i64)> = plan

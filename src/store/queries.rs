@@ -53,7 +53,9 @@ pub struct PacketRow {
     pub timestamp: DateTime<Utc>,
     /// Sender.
     pub client: String,
-    /// Sender's seq.
+    /// Sender's seq: kept server-side only. Showing it let anyone forge a
+    /// sender's next seqs (issue #10).
+    #[serde(skip)]
     pub seq: Option<i64>,
     /// Source address.
     pub source_ip: String,
@@ -125,6 +127,12 @@ fn packet_row(r: &postgres::Row) -> PacketRow {
             .flatten()
             .and_then(|b| super::ingest::decode_features(&b)),
     }
+}
+
+/// The highest seq stored for sender `client` (its mark), if any.
+pub fn sender_mark(c: &mut impl GenericClient, client: &str) -> Result<Option<i64>, StoreError> {
+    let row = c.query_opt("SELECT last_seq FROM senders WHERE client = $1", &[&client])?;
+    Ok(row.and_then(|r| r.get::<_, Option<i64>>(0)))
 }
 
 /// Totals over all protocols.

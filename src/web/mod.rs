@@ -13,6 +13,7 @@
 //! A handler that panics answers 500 for that request; the dashboard lives on.
 
 pub mod assets;
+pub mod guard;
 pub mod metrics;
 pub mod request;
 pub mod routes;
@@ -96,11 +97,17 @@ pub fn serve(server: tiny_http::Server, state: Arc<WebState>) {
         // No route takes a body; it was read (bounded) by the connection's
         // thread and is dropped with the request.
         let mut req = ApiRequest::new(request.method().as_str(), request.url());
-        req.authorization = request
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Authorization"))
-            .map(|h| h.value.as_str().to_string());
+        let header = |name: &str| {
+            request
+                .headers()
+                .iter()
+                .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+                .map(|h| h.value.as_str().to_string())
+        };
+        req.authorization = header("Authorization");
+        req.host = header("Host");
+        req.origin = header("Origin");
+        req.content_type = header("Content-Type");
         let response = catch_unwind(AssertUnwindSafe(|| routes::route(&req, &state)))
             .unwrap_or_else(|_| {
                 log::error!("dashboard handler panicked on {} {}", req.method, req.path);
@@ -130,13 +137,24 @@ impl LimitsLog {
     fn note(&mut self, now: tiny_http::ConnectionStats) {
         let was = self.told;
         let news = [
-            (now.accept_errors - was.accept_errors, "accepts failed (out of file descriptors?)"),
-            (now.evicted - was.evicted, "idle connections closed at dashboard.max_connections"),
+            (
+                now.accept_errors - was.accept_errors,
+                "accepts failed (out of file descriptors?)",
+            ),
+            (
+                now.evicted - was.evicted,
+                "idle connections closed at dashboard.max_connections",
+            ),
             (now.refused - was.refused, "connections refused: all busy"),
-            (now.timed_out - was.timed_out, "connections closed after dashboard.request_timeout_s"),
+            (
+                now.timed_out - was.timed_out,
+                "connections closed after dashboard.request_timeout_s",
+            ),
         ];
         if news.iter().all(|(n, _)| *n == 0)
-            || self.at.is_some_and(|t| t.elapsed() < Duration::from_secs(5))
+            || self
+                .at
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(5))
         {
             return;
         }

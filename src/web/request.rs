@@ -21,6 +21,12 @@ pub struct ApiRequest {
     pub query: String,
     /// The `Authorization` header, if any.
     pub authorization: Option<String>,
+    /// The `Host` header, if any.
+    pub host: Option<String>,
+    /// The `Origin` header, if any.
+    pub origin: Option<String>,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
 }
 
 impl ApiRequest {
@@ -31,7 +37,7 @@ impl ApiRequest {
             method: method.to_ascii_uppercase(),
             path: path.to_string(),
             query: query.to_string(),
-            authorization: None,
+            ..ApiRequest::default()
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::store::{queries, StoreError};
 use crate::trainer::{self, TrainError};
 
 use super::assets;
+use super::guard;
 use super::metrics;
 use super::request::{ApiRequest, ApiResponse, Params};
 use super::state::WebState;
@@ -38,6 +39,9 @@ const API_PATHS: &[&str] = &[
 
 /// Dispatches a request to its handler.
 pub fn route(req: &ApiRequest, state: &WebState) -> ApiResponse {
+    if let Some(refused) = guard::check(req, &state.settings.access) {
+        return refused;
+    }
     let get = req.method == "GET" || req.method == "HEAD";
     match (get, req.method.as_str(), req.path.as_str()) {
         (true, _, "/api/stats") => stats(req, state),
@@ -279,23 +283,36 @@ fn packet_detail(req: &ApiRequest, state: &WebState, id: &str) -> ApiResponse {
 }
 
 fn retrain(req: &ApiRequest, state: &WebState) -> ApiResponse {
-    if let Some(token) = &state.settings.token {
-        let expected = format!("Bearer {token}");
-        let given = req.authorization.as_deref().unwrap_or("");
-        if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-            let mut r = ApiResponse::error(
-                401,
-                "retraining needs the dashboard token: send Authorization: Bearer <dashboard.token>",
-                None,
-            );
-            r.headers.push(("WWW-Authenticate", "Bearer".into()));
-            return r;
-        }
-    }
+    // Who may write was checked by the guard before routing.
     if let Err(r) = Params::parse(&req.query, &[]) {
         return r;
     }
-    match trainer::train_now(&state.pool, &state.settings.detector, &state.models) {
+    let interval = state.settings.retrain_interval;
+    let since = state
+        .last_retrain
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .map(|t| t.elapsed());
+    if let Some(since) = since.filter(|s| *s < interval) {
+        let wait = (interval - since).as_secs().max(1);
+        let mut r = ApiResponse::error(
+            429,
+            format!(
+                "a model was trained {} s ago; the next retrain is accepted in {wait} s \
+                 (dashboard.retrain_interval_s)",
+                since.as_secs()
+            ),
+            None,
+        );
+        r.headers.push(("Retry-After", wait.to_string()));
+        return r;
+    }
+    let trained = trainer::train_now(&state.pool, &state.settings.detector, &state.models);
+    if trained.is_ok() {
+        *state.last_retrain.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(std::time::Instant::now());
+    }
+    match trained {
         Ok(info) => ApiResponse::json(
             200,
             &json!({
@@ -319,10 +336,6 @@ fn retrain(req: &ApiRequest, state: &WebState) -> ApiResponse {
         Err(TrainError::Store(e)) => store_error(e),
         Err(e) => ApiResponse::error(500, e.to_string(), None),
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn healthz(state: &WebState) -> ApiResponse {

@@ -32,8 +32,10 @@ pub trait IngestGauges: Send + Sync {
 /// The dashboard's own settings.
 #[derive(Debug, Clone, Default)]
 pub struct WebSettings {
-    /// `dashboard.token`: when set, writes need `Authorization: Bearer TOKEN`.
-    pub token: Option<String>,
+    /// Tokens and host names: who may read and write ([`super::guard`]).
+    pub access: super::guard::Access,
+    /// `dashboard.retrain_interval_s`: the least time between two retrains.
+    pub retrain_interval: Duration,
     /// `[detector]`, for Retrain and the stats page.
     pub detector: DetectorConfig,
 }
@@ -98,6 +100,8 @@ pub struct WebState {
     /// Packets/s meter.
     pub rate: RateMeter,
     http: Mutex<tiny_http::ConnectionStats>,
+    /// When the last retrain asked through the API finished.
+    pub last_retrain: Mutex<Option<Instant>>,
     decoded: Mutex<HashMap<i64, Arc<Detector>>>,
 }
 
@@ -120,6 +124,7 @@ impl WebState {
             static_dir: None,
             rate: RateMeter::default(),
             http: Mutex::new(tiny_http::ConnectionStats::default()),
+            last_retrain: Mutex::new(None),
             decoded: Mutex::new(HashMap::new()),
         }
     }

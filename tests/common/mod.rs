@@ -406,11 +406,7 @@ pub fn client_report(out: &std::process::Output) -> Value {
 
 /// An honest sender streaming `chunks` × 50 packets while a case runs; joins
 /// to the verdicts it got.
-pub fn honest(
-    server: &TestServer,
-    name: &str,
-    chunks: u64,
-) -> std::thread::JoinHandle<Vec<Value>> {
+pub fn honest(server: &TestServer, name: &str, chunks: u64) -> std::thread::JoinHandle<Vec<Value>> {
     server.spawn_sender(name, move |s| {
         s.stream_chunks(chunks, 50, Duration::from_millis(20))
     })

@@ -50,6 +50,8 @@ enum ReadError {
     ReadIoError(IoError),
     /// NetSentinel patch: a header line or the header count is over the limit (431)
     HeaderTooLarge,
+    /// NetSentinel patch: the request line is over the limit (414)
+    UriTooLong,
     /// NetSentinel patch: the declared or chunked body is over the limit (413)
     BodyTooLarge(HTTPVersion),
 }
@@ -149,7 +151,10 @@ impl ClientConnection {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line()?;
+                let line = self.read_next_line().map_err(|e| match e {
+                    ReadError::HeaderTooLarge => ReadError::UriTooLong,
+                    other => other,
+                })?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -271,6 +276,15 @@ impl Iterator for ClientConnection {
                     let response = Response::new_empty(StatusCode(417));
                     response.raw_print(writer, ver, &[], true, None).ok();
                     return None; // TODO: should be recoverable, but needs handling in case of body
+                }
+
+                Err(ReadError::UriTooLong) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = Response::new_empty(StatusCode(414));
+                    response
+                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                        .ok();
+                    return None; // the rest of the line is not read: close
                 }
 
                 Err(ReadError::HeaderTooLarge) => {
