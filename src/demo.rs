@@ -72,6 +72,8 @@ pub fn run(config: Config, rate: f64, anomaly_ratio: f64) -> Result<(), DemoErro
                 verbose: false,
                 progress: false,
                 window: client::DEFAULT_WINDOW,
+                wait: true,
+                json: false,
             };
             let stop = Arc::clone(&stop_clients);
             std::thread::spawn(move || client::run(&opts, stop))

@@ -151,6 +151,18 @@ impl Detector {
         cfg: &DetectorConfig,
         share: f64,
     ) -> Result<Detector, DetectError> {
+        let distinct = packets
+            .iter()
+            .map(|p| (p.packet_size, p.protocol, p.dst_port))
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        if !packets.is_empty() && distinct < cfg.min_distinct_rows {
+            return Err(DetectError::TooUniform {
+                distinct,
+                rows: packets.len(),
+                need: cfg.min_distinct_rows,
+            });
+        }
         let features = catalogue(&cfg.half_lives);
         let width = features.len() - FEATURE_NAMES.len();
         if context.len() != packets.len() * width {

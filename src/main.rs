@@ -14,6 +14,7 @@ use netsentinel::demo::{self, DemoError};
 use netsentinel::eval::{self, EvalError, EvalOptions};
 use netsentinel::server::{self, ServerError};
 use netsentinel::shutdown::{self, Shutdown};
+use netsentinel::store::StoreError;
 use netsentinel::trainer::{self, TrainError};
 
 /// Every way a subcommand fails.
@@ -49,6 +50,10 @@ impl Failure {
                 | ClientError::InputAfterSending(_),
             ) => 2,
             Failure::Client(ClientError::Capture(e)) if e.is_usage() => 2,
+            // A database.url that does not parse is a configuration error.
+            Failure::Server(ServerError::Store(StoreError::BadUrl { .. }))
+            | Failure::Demo(DemoError::Server(ServerError::Store(StoreError::BadUrl { .. })))
+            | Failure::Train(TrainError::Store(StoreError::BadUrl { .. })) => 2,
             Failure::Client(_)
             | Failure::Server(_)
             | Failure::Demo(_)

@@ -39,7 +39,7 @@ impl ClientOptions {
             )));
         }
         let server = match &args.server {
-            Some(s) => s.clone(),
+            Some(s) => check_server_address(s)?,
             None if config.server.port == 0 => {
                 return Err(ClientError::Usage(
                     "server.port is 0 (the server picks a free port and logs it): give the \
@@ -68,7 +68,31 @@ impl ClientOptions {
             verbose: args.verbose,
             progress: true,
             window: args.window as usize,
+            wait: args.wait,
+            json: args.json,
         }))
+    }
+}
+
+/// `--server` must be HOST:PORT (IPv6 as `[ADDR]:PORT`), PORT 1-65535.
+fn check_server_address(given: &str) -> Result<String, ClientError> {
+    let usage = |why: &str| {
+        ClientError::Usage(format!(
+            "--server {given:?}: {why}; give HOST:PORT, e.g. 127.0.0.1:9999 or [::1]:9999"
+        ))
+    };
+    let Some((host, port)) = given.rsplit_once(':') else {
+        return Err(usage("no port"));
+    };
+    if host.is_empty() || host == "[]" {
+        return Err(usage("no host"));
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err(usage("an IPv6 address needs brackets"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(given.to_string()),
+        _ => Err(usage(&format!("{port:?} is not a port (1-65535)"))),
     }
 }
 

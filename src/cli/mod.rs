@@ -243,9 +243,15 @@ pub struct ClientArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Print every flagged packet as its verdict arrives.
+    /// Print every flagged packet as its verdict arrives (to stdout, or to
+    /// stderr with --json).
     #[arg(long, short = 'v')]
     pub verbose: bool,
+
+    /// Keep trying to reach the server (and to get a slot) for 60 s instead
+    /// of 2 s: for starting the client before the server.
+    #[arg(long)]
+    pub wait: bool,
 
     /// Packets in flight (sent without a verdict yet) at most.
     #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]

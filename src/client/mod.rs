@@ -29,6 +29,11 @@ use session::{Session, SessionError};
 pub const DEFAULT_WINDOW: usize = 2_000;
 /// How long to keep trying to reach the server before giving up.
 pub const RECONNECT_BUDGET: Duration = Duration::from_secs(60);
+
+/// How long the first connection may take to find a listening server (and
+/// get a slot) before the client says so; `--wait` gives it
+/// [`RECONNECT_BUDGET`].
+pub const FIRST_CONNECT_BUDGET: Duration = Duration::from_secs(2);
 /// How long to wait for the last verdicts after the last packet.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -100,6 +105,10 @@ pub struct ClientOptions {
     pub progress: bool,
     /// Packets in flight at most.
     pub window: usize,
+    /// Keep trying the first connection for [`RECONNECT_BUDGET`] (`--wait`).
+    pub wait: bool,
+    /// The report goes to stdout as JSON (flagged lines then go to stderr).
+    pub json: bool,
 }
 
 /// Why a client run failed.
@@ -157,17 +166,51 @@ pub fn run(opts: &ClientOptions, stop: Arc<AtomicBool>) -> Result<Outcome, Clien
     let bar = progress_bar(opts, feed.len());
     let printer: Box<dyn Fn(String) + Send + Sync> = {
         let bar = bar.clone();
-        Box::new(move |line| bar.println(line))
+        let json = opts.json;
+        // A hidden bar prints nothing: without a terminal the lines go
+        // straight out (to stderr when stdout carries the JSON report).
+        Box::new(move |line| {
+            if !bar.is_hidden() {
+                bar.println(line);
+            } else if json {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
+        })
     };
-    let mut session = Session::connect(
+    let first_budget = if opts.wait {
+        RECONNECT_BUDGET
+    } else {
+        FIRST_CONNECT_BUDGET
+    };
+    let connected = Session::connect(
         &opts.server,
         &opts.name,
         opts.window,
+        first_budget,
         RECONNECT_BUDGET,
         opts.verbose,
         printer,
         Arc::clone(&stop),
-    )?;
+    );
+    let mut session = match connected {
+        Ok(s) => s,
+        Err(SessionError::Stopped { addr }) => {
+            // Ctrl-C before the server took us: an empty report, at once.
+            bar.finish_and_clear();
+            log::warn!("stopped before {addr} took this sender; nothing was sent");
+            let (capture, capture_error) = feed.finish();
+            let mut report = Report::new(&opts.name, Default::default(), false, 0, 0.0);
+            report.capture = capture;
+            return Ok(Outcome {
+                report,
+                input_error: None,
+                capture_error,
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
     log::info!("client {} connected to {}", opts.name, opts.server);
 
     let started = Instant::now();
@@ -200,7 +243,10 @@ pub fn run(opts: &ClientOptions, stop: Arc<AtomicBool>) -> Result<Outcome, Clien
         if let (Some(x), Some(offset)) = (speed, offset) {
             sleep_until(started + offset.div_f64(x));
         }
-        session.send(seq, packet.to_line(seq), truth)?;
+        match session.send(seq, packet.to_line(seq), truth) {
+            Err(SessionError::Stopped { .. }) => break,
+            r => r?,
+        }
         seq += 1;
         pacer.pace();
         bar.inc(1);
@@ -212,7 +258,10 @@ pub fn run(opts: &ClientOptions, stop: Arc<AtomicBool>) -> Result<Outcome, Clien
             session.in_flight()
         ));
     }
-    let missing = session.drain(DRAIN_TIMEOUT)?;
+    let missing = match session.drain(DRAIN_TIMEOUT) {
+        Err(SessionError::Stopped { .. }) => session.in_flight(),
+        r => r?,
+    };
     if missing > 0 {
         log::warn!(
             "{missing} packets got no verdict within {} s",

@@ -22,6 +22,35 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Why the session gave up.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
+    /// The first connection found nothing listening for the whole first budget.
+    #[error(
+        "nothing listens on {addr} ({last}) — is `netsentinel server` running? \
+         (tried for {secs} s; --wait keeps trying for {wait} s)"
+    )]
+    NothingListens {
+        /// host:port.
+        addr: String,
+        /// The last error.
+        last: String,
+        /// Seconds spent trying.
+        secs: u64,
+        /// Seconds `--wait` tries for.
+        wait: u64,
+    },
+    /// The server stayed full: no slot (or no place in line) for this sender.
+    #[error("the server at {addr} stayed full: {error}")]
+    StayedFull {
+        /// host:port.
+        addr: String,
+        /// The server's last refusal.
+        error: String,
+    },
+    /// Ctrl-C or SIGTERM while connecting or reconnecting.
+    #[error("stopped while connecting to {addr}")]
+    Stopped {
+        /// host:port.
+        addr: String,
+    },
     /// The server could not be reached for the whole reconnect budget.
     #[error(
         "cannot reach the server at {addr} ({last}); is `netsentinel server` running there? \
@@ -69,6 +98,8 @@ struct State {
     refused: Option<String>,
     /// The first seq the server allows this run (from the first welcome).
     next_seq: Option<u64>,
+    /// The server's last refusal of a whole connection (busy, waited too long).
+    last_refusal: Option<String>,
     /// Generation of the last welcome received.
     welcomed: u64,
 }
@@ -92,6 +123,9 @@ pub struct Session {
     addr: String,
     name: String,
     window: usize,
+    /// How long the first connection (and getting a slot) may take.
+    first_budget: Duration,
+    /// How long a reconnection may take.
     give_up: Duration,
     shared: Arc<Shared>,
     stream: Option<TcpStream>,
@@ -100,11 +134,14 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connects (retrying with backoff for up to `give_up`) and says hello.
+    /// Connects (retrying with backoff for up to `first_budget`), says hello
+    /// and waits for the welcome; later reconnections retry for `give_up`.
+    #[allow(clippy::too_many_arguments)]
     pub fn connect(
         addr: &str,
         name: &str,
         window: usize,
+        first_budget: Duration,
         give_up: Duration,
         verbose: bool,
         printer: Box<dyn Fn(String) + Send + Sync>,
@@ -114,6 +151,7 @@ impl Session {
             addr: addr.to_string(),
             name: name.to_string(),
             window: window.max(1),
+            first_budget,
             give_up,
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
@@ -134,13 +172,39 @@ impl Session {
     /// reconnecting when the connection ends before it (e.g. it waited too
     /// long for a slot). Returns early when `stop` is set.
     fn await_welcome(&mut self) -> Result<(), SessionError> {
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(100);
         loop {
             let st = self.shared.lock();
-            if st.welcomed == st.generation || self.stop.load(Ordering::SeqCst) {
+            if st.welcomed == st.generation {
                 return Ok(());
             }
+            if self.stop.load(Ordering::SeqCst) {
+                return Err(SessionError::Stopped {
+                    addr: self.addr.clone(),
+                });
+            }
             if st.dead == Some(st.generation) || st.refused.is_some() {
-                drop(st);
+                if st.refused.is_none() {
+                    if let Some(error) = st.last_refusal.clone() {
+                        // Refused whole (line full, waited too long): try again
+                        // a little, then say so rather than wait for ever.
+                        if started.elapsed() >= self.first_budget {
+                            return Err(SessionError::StayedFull {
+                                addr: self.addr.clone(),
+                                error,
+                            });
+                        }
+                        drop(st);
+                        log::warn!("server refused the connection ({error}); retrying");
+                        self.pause(backoff)?;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    } else {
+                        drop(st);
+                    }
+                } else {
+                    drop(st);
+                }
                 self.reconnect()?;
                 continue;
             }
@@ -273,18 +337,36 @@ impl Session {
         }
         let started = Instant::now();
         let mut backoff = Duration::from_millis(100);
-        let first_attempt = self.shared.lock().generation == 0;
+        let first_attempt = self.shared.lock().welcomed == 0;
+        let budget = if first_attempt {
+            self.first_budget
+        } else {
+            self.give_up
+        };
         loop {
+            if self.stop.load(Ordering::SeqCst) {
+                return Err(SessionError::Stopped {
+                    addr: self.addr.clone(),
+                });
+            }
             match self.open() {
                 Ok(()) => break,
                 Err(e) => {
-                    if started.elapsed() >= self.give_up
-                        || self.stop.load(Ordering::SeqCst) && !first_attempt
-                    {
-                        return Err(SessionError::Unreachable {
-                            addr: self.addr.clone(),
-                            last: e,
-                            secs: started.elapsed().as_secs(),
+                    if started.elapsed() >= budget {
+                        let secs = started.elapsed().as_secs();
+                        return Err(if first_attempt {
+                            SessionError::NothingListens {
+                                addr: self.addr.clone(),
+                                last: e,
+                                secs,
+                                wait: super::RECONNECT_BUDGET.as_secs(),
+                            }
+                        } else {
+                            SessionError::Unreachable {
+                                addr: self.addr.clone(),
+                                last: e,
+                                secs,
+                            }
                         });
                     }
                     log::warn!(
@@ -292,7 +374,7 @@ impl Session {
                         self.addr,
                         backoff.as_millis()
                     );
-                    std::thread::sleep(backoff);
+                    self.pause(backoff.min(budget.saturating_sub(started.elapsed())))?;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
@@ -300,8 +382,22 @@ impl Session {
         Ok(())
     }
 
+    /// Sleeps `wait`, waking every 50 ms to see whether the user stopped.
+    fn pause(&self, wait: Duration) -> Result<(), SessionError> {
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            if self.stop.load(Ordering::SeqCst) {
+                return Err(SessionError::Stopped {
+                    addr: self.addr.clone(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+        }
+        Ok(())
+    }
+
     fn open(&mut self) -> Result<(), String> {
-        let mut stream = TcpStream::connect(&self.addr).map_err(|e| e.to_string())?;
+        let mut stream = connect_within(&self.addr, Duration::from_secs(1))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         let hello = format!("{}\n", serde_json::json!({ "hello": self.name }));
         stream
@@ -347,6 +443,20 @@ impl Session {
     }
 }
 
+/// Connects to `addr` (host:port, resolved), each address tried for at most
+/// `timeout`, so Ctrl-C is seen soon even when packets to the server vanish.
+fn connect_within(addr: &str, timeout: Duration) -> Result<TcpStream, String> {
+    use std::net::ToSocketAddrs;
+    let mut last = format!("{addr} resolves to no address");
+    for a in addr.to_socket_addrs().map_err(|e| e.to_string())? {
+        match TcpStream::connect_timeout(&a, timeout) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
+}
+
 /// The reader thread of one connection generation.
 fn read_verdicts(stream: TcpStream, shared: Arc<Shared>, generation: u64) {
     let mut reader = BufReader::with_capacity(1 << 16, stream);
@@ -382,6 +492,10 @@ fn read_verdicts(stream: TcpStream, shared: Arc<Shared>, generation: u64) {
                 if v.get("line").and_then(Value::as_u64) == Some(1) {
                     // The hello itself was refused: final, not a reason to retry.
                     st.refused = Some(error.to_string());
+                } else if v.get("line").and_then(Value::as_u64) == Some(0) {
+                    // The whole connection was refused (busy, waited too long).
+                    log::warn!("server closes the connection: {error}");
+                    st.last_refusal = Some(error.to_string());
                 } else {
                     log::warn!("server closes the connection: {error}");
                 }

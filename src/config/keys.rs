@@ -149,6 +149,10 @@ declare! {
             Kind::NumberList { min: 0.0, max: 86_400.0, max_len: 8 };
         /// Entries each context table (hosts, host pairs, ports tried, connections) holds at most; the least recently seen is evicted.
         max_streams: usize = 100_000, int(1_000, 100_000_000);
+        /// Distinct (size, protocol, port) rows a training window must hold; a more uniform one is refused and the model in use stays.
+        min_distinct_rows: usize = 20, int(1, 1_000_000);
+        /// Models kept in the database; older ones are deleted when a new one is stored.
+        keep_models: usize = 50, int(1, 1_000_000);
         /// Leave the packets flagged when judged out of the next model's training (measured: worse; see README).
         exclude_flagged: bool = false, Kind::Bool;
     }

@@ -6,8 +6,12 @@ use super::{Config, ConfigError};
 
 /// The first rule `config` breaks, if any.
 pub fn check(config: &Config) -> Result<(), ConfigError> {
-    let rules: [fn(&Config) -> Option<ConfigError>; 3] =
-        [training_fits_window, pool_has_room, ports_differ];
+    let rules: [fn(&Config) -> Option<ConfigError>; 4] = [
+        training_fits_window,
+        distinct_rows_fit_window,
+        pool_has_room,
+        ports_differ,
+    ];
     match rules.iter().find_map(|rule| rule(config)) {
         Some(e) => Err(e),
         None => Ok(()),
@@ -37,6 +41,22 @@ fn training_fits_window(c: &Config) -> Option<ConfigError> {
                  most train_window packets, so none would ever be trained; lower \
                  detector.min_train_packets or raise detector.train_window",
                 d.min_train_packets, d.train_window
+            ),
+        )
+    })
+}
+
+/// A window must be able to hold the distinct rows training asks for.
+fn distinct_rows_fit_window(c: &Config) -> Option<ConfigError> {
+    let d = &c.detector;
+    (d.min_distinct_rows > d.train_window).then(|| {
+        conflict(
+            &["detector.min_distinct_rows", "detector.train_window"],
+            format!(
+                "min_distinct_rows = {} is more than train_window = {}: no window could hold \
+                 that many distinct rows, so no model would ever be trained; lower \
+                 detector.min_distinct_rows or raise detector.train_window",
+                d.min_distinct_rows, d.train_window
             ),
         )
     })

@@ -24,6 +24,21 @@ pub enum DetectError {
     /// Training data with no rows.
     #[error("cannot train on an empty data set: it has no rows")]
     NoRows,
+    /// A training window of (nearly) identical packets: a model trained on it
+    /// would judge every packet alike (flood it with one packet, then retrain:
+    /// nothing is flagged any more).
+    #[error(
+        "the {rows} packets to train on hold only {distinct} distinct (size, protocol, port) \
+         rows; at least {need} are needed (detector.min_distinct_rows); the model in use stays"
+    )]
+    TooUniform {
+        /// Distinct rows found.
+        distinct: usize,
+        /// Rows in all.
+        rows: usize,
+        /// Distinct rows needed.
+        need: usize,
+    },
     /// Training data with no feature columns.
     #[error("cannot train on data with no feature columns")]
     NoFeatures,

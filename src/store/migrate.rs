@@ -16,6 +16,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_packet_context.sql",
         include_str!("../../sql/0003_packet_context.sql"),
     ),
+    (
+        "0004_client_index.sql",
+        include_str!("../../sql/0004_client_index.sql"),
+    ),
 ];
 
 /// Arbitrary key for the advisory lock that keeps two servers from migrating at once.

@@ -112,8 +112,19 @@ pub fn save(
             &detector.to_json(),
         ],
     )?;
+    let id: i64 = row.get(0);
+    let pruned = c.execute(
+        "DELETE FROM models WHERE id <= (SELECT id FROM models ORDER BY id DESC OFFSET $1 LIMIT 1)",
+        &[&(cfg.keep_models as i64)],
+    )?;
+    if pruned > 0 {
+        log::info!(
+            "deleted {pruned} old model(s): the newest {} are kept (detector.keep_models)",
+            cfg.keep_models
+        );
+    }
     Ok(ModelInfo {
-        id: row.get(0),
+        id,
         created_at: row.get(1),
         training_rows: detector.training_rows() as i64,
         threshold: detector.threshold(),

@@ -330,7 +330,9 @@ fn retrain(req: &ApiRequest, state: &WebState) -> ApiResponse {
             "a retrain is already running; try again when it is done",
             None,
         ),
-        Err(e @ TrainError::NotEnoughPackets { .. }) => {
+        Err(e @ TrainError::NotEnoughPackets { .. })
+        | Err(e @ TrainError::Detect(crate::detect::DetectError::TooUniform { .. })) => {
+            log::warn!("retrain refused: {e}");
             ApiResponse::error(409, e.to_string(), None)
         }
         Err(TrainError::Store(e)) => store_error(e),
