@@ -74,6 +74,7 @@ pub fn run(config: Config, rate: f64, anomaly_ratio: f64) -> Result<(), DemoErro
                 window: client::DEFAULT_WINDOW,
                 wait: true,
                 json: false,
+                token: None,
             };
             let stop = Arc::clone(&stop_clients);
             std::thread::spawn(move || client::run(&opts, stop))

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use netsentinel::cli::{Cli, Command, ConfigArgs, EvalArgs, EvalPcapArgs, ServerArgs};
+use netsentinel::cli::{
+    Cli, Command, ConfigArgs, EvalArgs, EvalPcapArgs, SenderAction, SenderArgs, ServerArgs,
+};
 use netsentinel::client::{self, ClientError, ClientOptions};
 use netsentinel::config::{self, Config, ConfigError};
 use netsentinel::demo::{self, DemoError};
@@ -95,6 +97,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         },
         Command::Demo(args) => Ok(demo::run(config, args.rate, args.anomaly_ratio)?),
         Command::Config(args) => run_config(&config, args),
+        Command::Sender(args) => run_sender(&config, args),
     }
 }
 
@@ -127,6 +130,58 @@ fn run_retrain(config: &Config) -> Result<(), Failure> {
         model.info.contamination
     );
     Ok(())
+}
+
+fn run_sender(config: &Config, args: SenderArgs) -> Result<(), Failure> {
+    use netsentinel::store::senders;
+    let mut c = netsentinel::store::connect(&config.database.url).map_err(ServerError::from)?;
+    match args.action {
+        SenderAction::Add { name } => {
+            let valid = !name.trim().is_empty()
+                && name.chars().count() <= netsentinel::protocol::MAX_CLIENT_NAME_CHARS
+                && !name.chars().any(char::is_control);
+            if !valid {
+                return Err(Failure::Usage(format!(
+                    "sender name {name:?} must be 1-{} characters without control characters",
+                    netsentinel::protocol::MAX_CLIENT_NAME_CHARS
+                )));
+            }
+            match senders::add(&mut c, &name).map_err(ServerError::from)? {
+                Some(token) => {
+                    println!("{token}");
+                    eprintln!(
+                        "sender {name:?} registered; its token is above (shown once: only its \
+                         SHA-256 is kept). Send with: netsentinel client {name} --token TOKEN \
+                         (or NETSENTINEL_TOKEN=TOKEN). From now on the server admits registered \
+                         senders only."
+                    );
+                    Ok(())
+                }
+                None => Err(Failure::Usage(format!(
+                    "sender {name:?} is registered already; `netsentinel sender remove {name}` \
+                     first to give it a new token"
+                ))),
+            }
+        }
+        SenderAction::Remove { name } => {
+            if senders::remove(&mut c, &name).map_err(ServerError::from)? {
+                eprintln!("sender {name:?} removed: its token no longer works");
+                Ok(())
+            } else {
+                Err(Failure::Usage(format!("sender {name:?} is not registered")))
+            }
+        }
+        SenderAction::List => {
+            let all = senders::list(&mut c).map_err(ServerError::from)?;
+            if all.is_empty() {
+                eprintln!("no sender is registered: the server admits any name");
+            }
+            for (name, created) in all {
+                println!("{name}\t{}", created.to_rfc3339());
+            }
+            Ok(())
+        }
+    }
 }
 
 fn run_eval(config: &Config, args: EvalArgs) -> Result<(), Failure> {

@@ -93,11 +93,33 @@ impl Packet {
     }
 }
 
+/// Longest sender token accepted in a hello.
+pub const MAX_TOKEN_CHARS: usize = 200;
+
+/// `{"hello": NAME, "token": TOKEN}`: the sender's name, and its secret when
+/// the server has registered senders (`netsentinel sender add`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hello {
+    /// The sender name.
+    pub name: String,
+    /// The sender's token, if given.
+    pub token: Option<String>,
+}
+
+impl From<&str> for Hello {
+    fn from(name: &str) -> Hello {
+        Hello {
+            name: name.to_string(),
+            token: None,
+        }
+    }
+}
+
 /// What a line from a sender means.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Line {
-    /// `{"hello": NAME}`: names the sender.
-    Hello(String),
+    /// `{"hello": NAME}` (with an optional `"token"`): names the sender.
+    Hello(Hello),
     /// A packet record.
     Packet(Packet),
     /// A blank line: ignored.
@@ -158,7 +180,26 @@ pub fn parse_line(line: &str) -> Result<Line, LineError> {
         );
     };
     if let Some(name) = obj.get("hello") {
-        return parse_hello(name).map(Line::Hello);
+        let name = parse_hello(name)?;
+        let token = match obj.get("token") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(t))
+                if !t.is_empty()
+                    && t.chars().count() <= MAX_TOKEN_CHARS
+                    && !t.chars().any(char::is_control) =>
+            {
+                Some(t.clone())
+            }
+            Some(_) => {
+                return fail(
+                    None,
+                    format!(
+                        "token must be a string of 1-{MAX_TOKEN_CHARS} characters without control characters"
+                    ),
+                )
+            }
+        };
+        return Ok(Line::Hello(Hello { name, token }));
     }
     parse_packet(&obj).map(Line::Packet)
 }

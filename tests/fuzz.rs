@@ -169,7 +169,8 @@ fn check_wire(bytes: &[u8]) -> String {
             assert_eq!(p.protocol, p.protocol.to_ascii_uppercase());
             "packet".into()
         }
-        Ok(Line::Hello(name)) => {
+        Ok(Line::Hello(hello)) => {
+            let name = hello.name;
             assert!(
                 !name.trim().is_empty()
                     && name.chars().count() <= 64

@@ -465,3 +465,109 @@ fn one_address_cannot_take_every_slot_and_place_in_line() {
     );
     drop(held);
 }
+
+fn sender_cmd(db: &TestDb, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_netsentinel"))
+        .arg("sender")
+        .args(args)
+        .args(["--database-url", &db.url])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap()
+}
+
+/// The first line the server answers to `hello` (and a packet after it).
+fn first_answer(port: u16, hello: &str) -> Value {
+    let mut s = Sender::connect(port);
+    s.send_raw(&format!("{hello}\n{}\n", packet(1)));
+    s.recv()
+}
+
+#[test]
+fn registered_senders_need_their_token() {
+    let db = TestDb::new("ingest_tokens");
+    let server = TestServer::start(&db, &[]);
+    let out = sender_cmd(&db, &["add", "alice"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(token.len(), 48, "{token}");
+    let stored: Vec<String> = db
+        .client()
+        .query("SELECT token_sha256 FROM sender_tokens", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(stored.len(), 1);
+    assert!(
+        stored[0].len() == 64 && stored[0] != token,
+        "only a digest is kept"
+    );
+    let again = sender_cmd(&db, &["add", "alice"]);
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "a second token needs a remove first"
+    );
+
+    let port = server.port;
+    for (hello, why) in [
+        (json!({"hello": "alice"}), "needs its token"),
+        (
+            json!({"hello": "alice", "token": "0".repeat(48)}),
+            "wrong token",
+        ),
+        (
+            json!({"hello": "mallory", "token": token}),
+            "not registered",
+        ),
+    ] {
+        let answer = first_answer(port, &hello.to_string());
+        assert_eq!(answer["closing"], true, "{hello}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(why),
+            "{hello}: {answer}"
+        );
+    }
+    let anonymous = {
+        let mut s = Sender::connect(port);
+        s.send_packets(1..=1);
+        s.recv()
+    };
+    assert!(
+        anonymous["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("registered senders only"),
+        "{anonymous}"
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM packets"),
+        0,
+        "nothing from strangers"
+    );
+
+    let out = common::run_client(
+        port,
+        &[
+            "alice", "--count", "500", "--rate", "0", "--json", "--token", &token,
+        ],
+    );
+    assert_eq!(common::client_report(&out)["acked"], 500);
+    let out = common::run_client(port, &["alice", "--count", "5"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("needs its token"), "{err}");
+
+    let listed = sender_cmd(&db, &["list"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).starts_with("alice\t"));
+    assert!(sender_cmd(&db, &["remove", "alice"]).status.success());
+    assert_eq!(sender_cmd(&db, &["remove", "alice"]).status.code(), Some(2));
+    // Nobody registered: names are open again.
+    let welcome = first_answer(port, &json!({"hello": "anyone"}).to_string());
+    assert_eq!(welcome["welcome"], "netsentinel", "{welcome}");
+}

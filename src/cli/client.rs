@@ -70,6 +70,7 @@ impl ClientOptions {
             window: args.window as usize,
             wait: args.wait,
             json: args.json,
+            token: args.token.clone(),
         }))
     }
 }

@@ -58,6 +58,39 @@ pub enum Command {
     /// Print the configuration in effect (file, environment and flags applied)
     /// as a documented TOML file; --defaults prints the built-in defaults.
     Config(ConfigArgs),
+    /// Register senders: once any is registered, the server admits only
+    /// registered names with their token (`add` prints a new token once; only
+    /// its SHA-256 is stored).
+    Sender(SenderArgs),
+}
+
+/// `netsentinel sender`.
+#[derive(Debug, Args)]
+pub struct SenderArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: SenderAction,
+    /// PostgreSQL URL [default: database.url, or DATABASE_URL].
+    #[arg(long, value_name = "URL", global = true)]
+    pub database_url: Option<String>,
+}
+
+/// `netsentinel sender add|remove|list`.
+#[derive(Debug, Subcommand)]
+pub enum SenderAction {
+    /// Register NAME and print its token (shown this once; give it to the
+    /// sender: `netsentinel client NAME --token TOKEN`).
+    Add {
+        /// The sender name (1-64 characters, no control characters).
+        name: String,
+    },
+    /// Forget NAME's token: it can no longer send (while others are registered).
+    Remove {
+        /// The sender name.
+        name: String,
+    },
+    /// List the registered senders.
+    List,
 }
 
 impl Command {
@@ -94,6 +127,7 @@ impl Command {
                     "--contamination",
                 ),
             ],
+            Command::Sender(a) => vec![("database.url", a.database_url.as_ref(), "--database-url")],
             Command::Client(_) | Command::Config(_) | Command::EvalPcap(_) => vec![],
         };
         flags
@@ -252,6 +286,16 @@ pub struct ClientArgs {
     /// of 2 s: for starting the client before the server.
     #[arg(long)]
     pub wait: bool,
+
+    /// This sender's token, from `netsentinel sender add NAME` (needed once
+    /// the server has registered senders).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "NETSENTINEL_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
 
     /// Packets in flight (sent without a verdict yet) at most.
     #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]

@@ -109,6 +109,8 @@ pub struct ClientOptions {
     pub wait: bool,
     /// The report goes to stdout as JSON (flagged lines then go to stderr).
     pub json: bool,
+    /// The sender's token (`--token`), when the server registers senders.
+    pub token: Option<String>,
 }
 
 /// Why a client run failed.
@@ -187,6 +189,7 @@ pub fn run(opts: &ClientOptions, stop: Arc<AtomicBool>) -> Result<Outcome, Clien
     let connected = Session::connect(
         &opts.server,
         &opts.name,
+        opts.token.as_deref(),
         opts.window,
         first_budget,
         RECONNECT_BUDGET,

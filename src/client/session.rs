@@ -122,6 +122,8 @@ impl Shared {
 pub struct Session {
     addr: String,
     name: String,
+    /// The sender's token, sent in every hello.
+    token: Option<String>,
     window: usize,
     /// How long the first connection (and getting a slot) may take.
     first_budget: Duration,
@@ -140,6 +142,7 @@ impl Session {
     pub fn connect(
         addr: &str,
         name: &str,
+        token: Option<&str>,
         window: usize,
         first_budget: Duration,
         give_up: Duration,
@@ -150,6 +153,7 @@ impl Session {
         let mut s = Session {
             addr: addr.to_string(),
             name: name.to_string(),
+            token: token.map(str::to_string),
             window: window.max(1),
             first_budget,
             give_up,
@@ -399,7 +403,11 @@ impl Session {
     fn open(&mut self) -> Result<(), String> {
         let mut stream = connect_within(&self.addr, Duration::from_secs(1))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        let hello = format!("{}\n", serde_json::json!({ "hello": self.name }));
+        let mut hello = serde_json::json!({ "hello": self.name });
+        if let Some(token) = &self.token {
+            hello["token"] = serde_json::json!(token);
+        }
+        let hello = format!("{hello}\n");
         stream
             .write_all(hello.as_bytes())
             .map_err(|e| e.to_string())?;

@@ -25,6 +25,7 @@ use super::names::{LiveNames, NameHold};
 use super::queue::{ConnLink, Job, JobKind, Reply};
 use super::slots::Slots;
 use crate::shutdown::Shutdown;
+use crate::store::{queries, senders, StoreError};
 
 /// How long a read waits before the thread checks for verdicts to write.
 const POLL: Duration = Duration::from_millis(2);
@@ -113,6 +114,8 @@ struct Connection<'a> {
     line_started: Option<Instant>,
     /// A complete non-blank line has arrived.
     got_line: bool,
+    /// The sender passed the registered-senders check (hello or anonymous).
+    admitted: bool,
     client: Arc<str>,
     link: Option<(Arc<ConnLink>, Receiver<Vec<Reply>>)>,
     /// Bytes read but not yet split into lines.
@@ -146,6 +149,7 @@ impl<'a> Connection<'a> {
             started: Instant::now(),
             line_started: None,
             got_line: false,
+            admitted: false,
             client: Arc::from(format!("anonymous@{peer}")),
             link: None,
             pending: Vec::with_capacity(READ_CHUNK),
@@ -313,55 +317,21 @@ impl<'a> Connection<'a> {
         }
         match parsed {
             Ok(Line::Blank) => Ok(()),
-            Ok(Line::Hello(name)) if self.link.is_none() && self.lines == 1 => {
-                let name: Arc<str> = Arc::from(name);
-                match self.ctx.names.claim(&name, self.id, self.peer) {
-                    Ok(hold) => self.name_hold = Some(hold),
-                    Err(other) => {
-                        let msg = format!(
-                            "sender {name:?} is already connected from {other}; pick another name"
-                        );
-                        return self.fatal(None, msg);
-                    }
-                }
-                // The name is ours, so its mark cannot move under us: every
-                // earlier connection under it has had all its lines answered.
-                let mark = match self.ctx.pool.get() {
-                    Ok(mut c) => crate::store::queries::sender_mark(&mut *c, &name),
-                    Err(e) => Err(e.into()),
-                };
-                let next_seq = match mark {
-                    Ok(m) => m.map_or(1, |m| m.max(0) as u64 + 1),
-                    Err(e) => {
-                        log::warn!(
-                            "connection {}: cannot read sender {name:?}'s mark: {e}",
-                            self.id
-                        );
-                        self.lines = 0;
-                        self.write_final(&format!(
-                            "cannot read sender {name:?}'s last seq from the database ({e}); try again"
-                        ));
-                        self.done_reading = true;
-                        return Err("database unavailable at hello".into());
-                    }
-                };
-                log::info!(
-                    "connection {} is sender {name:?}, next seq {next_seq}",
-                    self.id
-                );
-                self.client = name;
-                self.out.extend_from_slice(
-                    protocol::welcome(self.ctx.max_clients, next_seq).as_bytes(),
-                );
-                self.out.push(b'\n');
-                Ok(())
-            }
+            Ok(Line::Hello(hello)) if self.link.is_none() && self.lines == 1 => self.hello(hello),
             Ok(Line::Hello(_)) => self.send(JobKind::Reject {
                 seq: None,
                 error: "hello must be the first line of a connection".into(),
                 closing: false,
             }),
-            Ok(Line::Packet(p)) => self.send(JobKind::Packet(p)),
+            Ok(Line::Packet(p)) => {
+                if !self.admitted {
+                    self.admit_anonymous()?;
+                    if self.done_reading {
+                        return Ok(());
+                    }
+                }
+                self.send(JobKind::Packet(p))
+            }
             Err(e) => {
                 log::debug!("connection {} line {}: {}", self.id, self.lines, e.message);
                 self.send(JobKind::Reject {
@@ -371,6 +341,87 @@ impl<'a> Connection<'a> {
                 })
             }
         }
+    }
+
+    /// The hello: the name's token (when senders are registered), the name
+    /// free (one live connection per name), then the welcome with its next seq.
+    fn hello(&mut self, hello: protocol::Hello) -> Result<(), String> {
+        let name: Arc<str> = Arc::from(hello.name.as_str());
+        let mut c = match self.ctx.pool.get() {
+            Ok(c) => c,
+            Err(e) => return self.database_down(&name, &e.to_string()),
+        };
+        match senders::admit(&mut *c, Some(&name), hello.token.as_deref()) {
+            Ok(admission) => {
+                if let Some(why) = admission.refusal(&name) {
+                    log::warn!("connection {} from {}: {why}", self.id, self.peer);
+                    return self.fatal(None, why);
+                }
+            }
+            Err(e) => return self.database_down(&name, &e.to_string()),
+        }
+        match self.ctx.names.claim(&name, self.id, self.peer) {
+            Ok(hold) => self.name_hold = Some(hold),
+            Err(other) => {
+                let msg =
+                    format!("sender {name:?} is already connected from {other}; pick another name");
+                return self.fatal(None, msg);
+            }
+        }
+        // The name is ours, so its mark cannot move under us: every earlier
+        // connection under it has had all its lines answered.
+        let next_seq = match queries::sender_mark(&mut *c, &name) {
+            Ok(m) => m.map_or(1, |m| m.max(0) as u64 + 1),
+            Err(e) => return self.database_down(&name, &e.to_string()),
+        };
+        self.admitted = true;
+        log::info!(
+            "connection {} is sender {name:?}, next seq {next_seq}",
+            self.id
+        );
+        self.client = name;
+        self.out
+            .extend_from_slice(protocol::welcome(self.ctx.max_clients, next_seq).as_bytes());
+        self.out.push(b'\n');
+        Ok(())
+    }
+
+    /// A packet before any hello: allowed only while no sender is registered.
+    fn admit_anonymous(&mut self) -> Result<(), String> {
+        let admission = self
+            .ctx
+            .pool
+            .get()
+            .map_err(StoreError::from)
+            .and_then(|mut c| senders::admit(&mut *c, None, None));
+        match admission {
+            Ok(senders::Admission::Open) => {
+                self.admitted = true;
+                Ok(())
+            }
+            Ok(_) => self.fatal(
+                None,
+                "this server accepts registered senders only: send {\"hello\": NAME, \"token\": TOKEN} first"
+                    .into(),
+            ),
+            Err(e) => self.database_down(&self.client.clone(), &e.to_string()),
+        }
+    }
+
+    /// The database could not be asked who may send: told on line 0 (a passing
+    /// problem, so clients retry) and closed.
+    fn database_down(&mut self, name: &str, error: &str) -> Result<(), String> {
+        log::warn!(
+            "connection {}: cannot check sender {name:?}: {error}",
+            self.id
+        );
+        self.name_hold = None;
+        self.lines = 0;
+        self.write_final(&format!(
+            "cannot check sender {name:?} in the database ({error}); try again"
+        ));
+        self.done_reading = true;
+        Err("database unavailable at hello".into())
     }
 
     /// Ends reading with a final error line, answered after the lines before it.

@@ -20,6 +20,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_client_index.sql",
         include_str!("../../sql/0004_client_index.sql"),
     ),
+    (
+        "0005_sender_tokens.sql",
+        include_str!("../../sql/0005_sender_tokens.sql"),
+    ),
 ];
 
 /// Arbitrary key for the advisory lock that keeps two servers from migrating at once.

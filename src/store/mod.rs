@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod migrate;
 pub mod models;
 pub mod queries;
+pub mod senders;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -130,6 +130,31 @@ impl ClientConnection {
         }
     }
 
+    /// NetSentinel patch: answers `status` (flushed at once), then reads and
+    /// discards what the peer still sends, up to 64 KiB, so closing does not
+    /// reset the connection before the peer reads the answer.
+    fn refuse_and_close(&mut self, status: crate::StatusCode, version: HTTPVersion) {
+        use std::io::Write;
+        let mut writer = self.sink.next().unwrap();
+        crate::Response::new_empty(status)
+            .raw_print(&mut writer, version, &[], false, None)
+            .ok();
+        writer.flush().ok();
+        drop(writer);
+        let Some(tracker) = &self.tracker else {
+            return;
+        };
+        tracker.close_write();
+        let mut left = 64 * 1024usize;
+        let mut buf = [0u8; 4096];
+        while left > 0 {
+            match self.next_header_source.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    }
+
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
@@ -279,27 +304,17 @@ impl Iterator for ClientConnection {
                 }
 
                 Err(ReadError::UriTooLong) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(414));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
+                    self.refuse_and_close(StatusCode(414), HTTPVersion(1, 1));
                     return None; // the rest of the line is not read: close
                 }
 
                 Err(ReadError::HeaderTooLarge) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(431));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
+                    self.refuse_and_close(StatusCode(431), HTTPVersion(1, 1));
                     return None; // the rest of the head is not read: close
                 }
 
                 Err(ReadError::BodyTooLarge(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(413));
-                    response.raw_print(writer, ver, &[], false, None).ok();
+                    self.refuse_and_close(StatusCode(413), ver);
                     return None; // the body is never read: close
                 }
 

@@ -228,6 +228,17 @@ impl Tracker {
     pub(crate) fn limits(&self) -> &Limits {
         self.registry.limits()
     }
+
+    /// Ends the writing half (the peer sees EOF after what was written), and
+    /// puts the connection back under the request deadline, so a lingering
+    /// read that follows ends by the peer's close or the sweeper.
+    pub(crate) fn close_write(&self) {
+        self.waiting();
+        let entries = self.registry.lock();
+        if let Some(e) = entries.iter().find(|e| e.id == self.id) {
+            let _ = e.handle.shutdown(Shutdown::Write);
+        }
+    }
 }
 
 impl Drop for Tracker {
