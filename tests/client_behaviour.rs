@@ -125,12 +125,21 @@ fn a_server_address_without_a_port_is_a_usage_error() {
     }
 }
 
+/// A server with one slot (and `sets`), that slot held by a raw sender; the
+/// holder is returned to keep it.
+fn held(db: &TestDb, sets: &[&str]) -> (TestServer, Sender) {
+    let mut sets = sets.to_vec();
+    sets.push("server.max_clients=1");
+    let server = TestServer::start(db, &sets);
+    let mut holder = Sender::connect(server.port);
+    holder.hello("holder");
+    (server, holder)
+}
+
 #[test]
 fn a_client_that_never_gets_a_slot_is_told_the_server_stayed_full() {
     let db = TestDb::new("client_full");
-    let server = TestServer::start(&db, &["server.max_clients=1", "server.max_waiting=0"]);
-    let mut holder = Sender::connect(server.port);
-    holder.hello("holder");
+    let (server, _holder) = held(&db, &["server.max_waiting=0"]);
     let (out, took) = run(
         &format!("127.0.0.1:{}", server.port),
         &["c", "--count", "10"],
@@ -146,16 +155,7 @@ fn a_client_that_never_gets_a_slot_is_told_the_server_stayed_full() {
 
     // Queued, then refused after the queue timeout: the same words.
     let db = TestDb::new("client_full_queue");
-    let server = TestServer::start(
-        &db,
-        &[
-            "server.max_clients=1",
-            "server.max_waiting=5",
-            "server.queue_timeout_s=1",
-        ],
-    );
-    let mut holder = Sender::connect(server.port);
-    holder.hello("holder");
+    let (server, _holder) = held(&db, &["server.max_waiting=5", "server.queue_timeout_s=1"]);
     let (out, _) = run(
         &format!("127.0.0.1:{}", server.port),
         &["c", "--count", "10"],
@@ -184,9 +184,7 @@ fn ctrl_c_while_connecting_queued_or_retrying_exits_within_a_second_with_its_rep
 
     // Queued behind a holder.
     let db = TestDb::new("client_ctrlc");
-    let server = TestServer::start(&db, &["server.max_clients=1", "server.queue_timeout_s=60"]);
-    let mut holder = Sender::connect(server.port);
-    holder.hello("holder");
+    let (server, holder) = held(&db, &["server.queue_timeout_s=60"]);
     let addr = format!("127.0.0.1:{}", server.port);
     let child = client_cmd(&addr, &["q", "--count", "10", "--json"])
         .spawn()

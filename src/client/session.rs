@@ -116,6 +116,14 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Releases `st` until the state changes or `timeout` passes.
+    fn wait_for_change(&self, st: MutexGuard<'_, State>, timeout: Duration) {
+        let _ = self
+            .changed
+            .wait_timeout(st, timeout)
+            .unwrap_or_else(|p| p.into_inner());
+    }
 }
 
 /// The sender side.
@@ -188,35 +196,30 @@ impl Session {
                     addr: self.addr.clone(),
                 });
             }
-            if st.dead == Some(st.generation) || st.refused.is_some() {
-                if st.refused.is_none() {
-                    if let Some(error) = st.last_refusal.clone() {
-                        // Refused whole (line full, waited too long): try again
-                        // a little, then say so rather than wait for ever.
-                        if started.elapsed() >= self.first_budget {
-                            return Err(SessionError::StayedFull {
-                                addr: self.addr.clone(),
-                                error,
-                            });
-                        }
-                        drop(st);
-                        log::warn!("server refused the connection ({error}); retrying");
-                        self.pause(backoff)?;
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
-                    } else {
-                        drop(st);
-                    }
-                } else {
-                    drop(st);
-                }
-                self.reconnect()?;
+            if st.dead != Some(st.generation) && st.refused.is_none() {
+                self.shared.wait_for_change(st, Duration::from_millis(50));
                 continue;
             }
-            let _ = self
-                .shared
-                .changed
-                .wait_timeout(st, Duration::from_millis(50))
-                .unwrap_or_else(|p| p.into_inner());
+            // Refused whole (line full, waited too long): try again a
+            // little, then say so rather than wait for ever.
+            let refusal = st
+                .refused
+                .is_none()
+                .then(|| st.last_refusal.clone())
+                .flatten();
+            drop(st);
+            if let Some(error) = refusal {
+                if started.elapsed() >= self.first_budget {
+                    return Err(SessionError::StayedFull {
+                        addr: self.addr.clone(),
+                        error,
+                    });
+                }
+                log::warn!("server refused the connection ({error}); retrying");
+                self.pause(backoff)?;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            self.reconnect()?;
         }
     }
 
@@ -242,11 +245,7 @@ impl Session {
                 continue;
             }
             if st.inflight.len() >= self.window {
-                let _ = self
-                    .shared
-                    .changed
-                    .wait_timeout(st, Duration::from_millis(50))
-                    .unwrap_or_else(|p| p.into_inner());
+                self.shared.wait_for_change(st, Duration::from_millis(50));
                 continue;
             }
             st.tally.sent(truth);
@@ -285,11 +284,7 @@ impl Session {
                 self.reconnect()?;
                 continue;
             }
-            let _ = self
-                .shared
-                .changed
-                .wait_timeout(st, Duration::from_millis(100))
-                .unwrap_or_else(|p| p.into_inner());
+            self.shared.wait_for_change(st, Duration::from_millis(100));
         }
     }
 
