@@ -75,6 +75,7 @@ pub fn run(config: Config, rate: f64, anomaly_ratio: f64) -> Result<(), DemoErro
                 wait: true,
                 json: false,
                 token: None,
+                tls: None,
             };
             let stop = Arc::clone(&stop_clients);
             std::thread::spawn(move || client::run(&opts, stop))

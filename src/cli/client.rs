@@ -71,8 +71,19 @@ impl ClientOptions {
             wait: args.wait,
             json: args.json,
             token: args.token.clone(),
+            tls: tls_from_args(args)?,
         }))
     }
+}
+
+/// `--tls-ca FILE` (trust that CA) or `--tls` (the system's roots); neither: plain TCP.
+fn tls_from_args(args: &ClientArgs) -> Result<Option<crate::client::tls::TlsClient>, ClientError> {
+    if args.tls_ca.is_none() && !args.tls {
+        return Ok(None);
+    }
+    crate::client::tls::TlsClient::new(args.tls_ca.as_deref())
+        .map(Some)
+        .map_err(ClientError::Usage)
 }
 
 /// `--server` must be HOST:PORT (IPv6 as `[ADDR]:PORT`), PORT 1-65535.

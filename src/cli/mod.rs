@@ -51,7 +51,7 @@ pub enum Command {
     Retrain(DatabaseArgs),
     /// Send traffic to the server: generated (with injected anomalies) or a
     /// replayed capture; report verdicts, precision/recall and latency at the end.
-    Client(ClientArgs),
+    Client(Box<ClientArgs>),
     /// The one-command tour: a server and three paced clients (client1..client3)
     /// over real TCP until Ctrl-C.
     Demo(DemoArgs),
@@ -296,6 +296,15 @@ pub struct ClientArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
+
+    /// Connect with TLS, trusting the CA certificate(s) in this PEM file (for a
+    /// server with server.tls_cert signed by your own CA).
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
+
+    /// Connect with TLS, trusting the system's root certificates.
+    #[arg(long, conflicts_with = "tls_ca")]
+    pub tls: bool,
 
     /// Packets in flight (sent without a verdict yet) at most.
     #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]

@@ -13,6 +13,7 @@ pub mod generate;
 pub mod menu;
 pub mod report;
 pub mod session;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -111,6 +112,8 @@ pub struct ClientOptions {
     pub json: bool,
     /// The sender's token (`--token`), when the server registers senders.
     pub token: Option<String>,
+    /// TLS to the server (`--tls-ca FILE` or `--tls`).
+    pub tls: Option<tls::TlsClient>,
 }
 
 /// Why a client run failed.
@@ -190,6 +193,7 @@ pub fn run(opts: &ClientOptions, stop: Arc<AtomicBool>) -> Result<Outcome, Clien
         &opts.server,
         &opts.name,
         opts.token.as_deref(),
+        opts.tls.clone(),
         opts.window,
         first_budget,
         RECONNECT_BUDGET,

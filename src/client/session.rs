@@ -16,6 +16,9 @@ use serde_json::Value;
 use super::generate::Truth;
 use super::report::Tally;
 
+/// Marks an `open` error as a failed TLS handshake (final, not retried).
+const TLS_FAILED: &str = "tls: ";
+
 /// Longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -44,6 +47,25 @@ pub enum SessionError {
         addr: String,
         /// The server's last refusal.
         error: String,
+    },
+    /// The TLS handshake failed (certificate not trusted, wrong name, not a
+    /// TLS server): trying again would not help.
+    #[error("TLS with {addr} failed: {error}")]
+    Tls {
+        /// host:port.
+        addr: String,
+        /// rustls's words.
+        error: String,
+    },
+    /// The server closed every connection before its welcome, without a word
+    /// (e.g. a TLS server spoken to in plain TCP).
+    #[error(
+        "the server at {addr} closed the connection before its welcome; if it runs with \
+         TLS (server.tls_cert), connect with --tls-ca FILE or --tls"
+    )]
+    NoWelcome {
+        /// host:port.
+        addr: String,
     },
     /// Ctrl-C or SIGTERM while connecting or reconnecting.
     #[error("stopped while connecting to {addr}")]
@@ -132,6 +154,8 @@ pub struct Session {
     name: String,
     /// The sender's token, sent in every hello.
     token: Option<String>,
+    /// TLS to the server, when asked for.
+    tls: Option<super::tls::TlsClient>,
     window: usize,
     /// How long the first connection (and getting a slot) may take.
     first_budget: Duration,
@@ -151,6 +175,7 @@ impl Session {
         addr: &str,
         name: &str,
         token: Option<&str>,
+        tls: Option<super::tls::TlsClient>,
         window: usize,
         first_budget: Duration,
         give_up: Duration,
@@ -162,6 +187,7 @@ impl Session {
             addr: addr.to_string(),
             name: name.to_string(),
             token: token.map(str::to_string),
+            tls,
             window: window.max(1),
             first_budget,
             give_up,
@@ -207,7 +233,14 @@ impl Session {
                 .is_none()
                 .then(|| st.last_refusal.clone())
                 .flatten();
+            let refused = st.refused.is_some();
             drop(st);
+            if refusal.is_none() && !refused && started.elapsed() >= self.first_budget {
+                // Closed before any welcome, again and again, without a word.
+                return Err(SessionError::NoWelcome {
+                    addr: self.addr.clone(),
+                });
+            }
             if let Some(error) = refusal {
                 if started.elapsed() >= self.first_budget {
                     return Err(SessionError::StayedFull {
@@ -350,6 +383,12 @@ impl Session {
             }
             match self.open() {
                 Ok(()) => break,
+                Err(e) if e.starts_with(TLS_FAILED) => {
+                    return Err(SessionError::Tls {
+                        addr: self.addr.clone(),
+                        error: e[TLS_FAILED.len()..].to_string(),
+                    });
+                }
                 Err(e) => {
                     if started.elapsed() >= budget {
                         let secs = started.elapsed().as_secs();
@@ -397,6 +436,11 @@ impl Session {
 
     fn open(&mut self) -> Result<(), String> {
         let mut stream = connect_within(&self.addr, Duration::from_secs(1))?;
+        if let Some(tls) = &self.tls {
+            stream = tls
+                .wrap(&self.addr, stream, Duration::from_secs(5))
+                .map_err(|e| format!("{TLS_FAILED}{e}"))?;
+        }
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         let mut hello = serde_json::json!({ "hello": self.name });
         if let Some(token) = &self.token {

@@ -110,6 +110,10 @@ declare! {
         idle_grace_s: u64 = 5, int(1, 86_400);
         /// Connections (served and waiting) one peer address may hold at once; 0: no cap (senders behind one NAT or on one host share an address).
         max_connections_per_address: usize = 0, int(0, 100_000);
+        /// PEM certificate chain for TLS on the packet listener; with server.tls_key, senders must connect with TLS (client --tls-ca FILE or --tls).
+        tls_cert: Option<String> = None, Kind::OptionalText;
+        /// PEM private key of server.tls_cert.
+        tls_key: Option<String> = None, Kind::OptionalText;
         /// How far above a sender's highest stored seq a new seq may jump before it is refused as an error; 0: no limit.
         max_seq_jump: u64 = 1_000_000, int(0, i64::MAX);
         /// Packets the one FIFO queue to the worker holds; when full, readers wait.

@@ -6,7 +6,8 @@ use super::{Config, ConfigError};
 
 /// The first rule `config` breaks, if any.
 pub fn check(config: &Config) -> Result<(), ConfigError> {
-    let rules: [fn(&Config) -> Option<ConfigError>; 4] = [
+    let rules: [fn(&Config) -> Option<ConfigError>; 5] = [
+        tls_needs_both,
         training_fits_window,
         distinct_rows_fit_window,
         pool_has_room,
@@ -42,6 +43,19 @@ fn training_fits_window(c: &Config) -> Option<ConfigError> {
                  detector.min_train_packets or raise detector.train_window",
                 d.min_train_packets, d.train_window
             ),
+        )
+    })
+}
+
+/// TLS needs a certificate and its key.
+fn tls_needs_both(c: &Config) -> Option<ConfigError> {
+    let s = &c.server;
+    (s.tls_cert.is_some() != s.tls_key.is_some()).then(|| {
+        conflict(
+            &["server.tls_cert", "server.tls_key"],
+            "TLS needs both a certificate (server.tls_cert) and its private key \
+             (server.tls_key); set both, or neither for plain TCP"
+                .to_string(),
         )
     })
 }

@@ -13,7 +13,7 @@
 //! line has been answered.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown as SocketShutdown, SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,7 @@ use crate::protocol::{self, ErrorLine, Line, MAX_LINE_BYTES};
 use super::names::{LiveNames, NameHold};
 use super::queue::{ConnLink, Job, JobKind, Reply};
 use super::slots::Slots;
+use super::wire::Wire;
 use crate::shutdown::Shutdown;
 use crate::store::{queries, senders, StoreError};
 
@@ -33,6 +34,9 @@ const POLL: Duration = Duration::from_millis(2);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a closing connection keeps draining the client's input.
 const LINGER: Duration = Duration::from_secs(2);
+/// How long a hello waits for its name's earlier connection to finish
+/// answering before it is refused as taken.
+const NAME_PATIENCE: Duration = Duration::from_secs(1);
 /// Bytes read from the socket at once.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -61,7 +65,7 @@ pub struct ConnContext {
 }
 
 /// Serves `stream` until the client hangs up, breaks a limit, or shutdown.
-pub fn serve(stream: TcpStream, peer: SocketAddr, id: u64, ctx: &ConnContext) {
+pub fn serve(stream: Wire, peer: SocketAddr, id: u64, ctx: &ConnContext) {
     let mut conn = match Connection::new(stream, peer, id, ctx) {
         Ok(c) => c,
         Err(e) => {
@@ -83,9 +87,11 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, id: u64, ctx: &ConnContext) {
 /// Closes our side, then reads and discards what the client still sends for
 /// a moment, so the kernel does not answer unread input with a reset that
 /// could destroy our last lines before the client reads them.
-fn lingering_close(stream: &mut TcpStream) {
-    let _ = stream.shutdown(SocketShutdown::Write);
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+fn lingering_close(stream: &mut Wire) {
+    stream.close_write();
+    let _ = stream
+        .socket()
+        .set_read_timeout(Some(Duration::from_millis(100)));
     let deadline = Instant::now() + LINGER;
     let mut sink = [0u8; 16 * 1024];
     while Instant::now() < deadline {
@@ -103,7 +109,7 @@ fn lingering_close(stream: &mut TcpStream) {
 }
 
 struct Connection<'a> {
-    stream: TcpStream,
+    stream: Wire,
     ctx: &'a ConnContext,
     id: u64,
     peer: SocketAddr,
@@ -132,14 +138,15 @@ struct Connection<'a> {
 
 impl<'a> Connection<'a> {
     fn new(
-        stream: TcpStream,
+        stream: Wire,
         peer: SocketAddr,
         id: u64,
         ctx: &'a ConnContext,
     ) -> std::io::Result<Connection<'a>> {
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(POLL))?;
-        stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+        let socket = stream.socket();
+        socket.set_nodelay(true)?;
+        socket.set_read_timeout(Some(POLL))?;
+        socket.set_write_timeout(Some(WRITE_TIMEOUT))?;
         Ok(Connection {
             stream,
             ctx,
@@ -360,7 +367,11 @@ impl<'a> Connection<'a> {
             }
             Err(e) => return self.database_down(&name, &e.to_string()),
         }
-        match self.ctx.names.claim(&name, self.id, self.peer) {
+        match self
+            .ctx
+            .names
+            .claim_within(&name, self.id, self.peer, NAME_PATIENCE)
+        {
             Ok(hold) => self.name_hold = Some(hold),
             Err(other) => {
                 let msg =
@@ -492,7 +503,11 @@ impl<'a> Connection<'a> {
             link.written(written);
         }
         if !self.out.is_empty() {
-            let result = self.stream.write_all(&self.out);
+            let out = &self.out;
+            let result = self
+                .stream
+                .write_all(out)
+                .and_then(|()| self.stream.flush());
             self.out.clear();
             result.map_err(|e| format!("write error: {e}"))?;
         }
@@ -511,6 +526,7 @@ impl<'a> Connection<'a> {
             },
         );
         let _ = self.stream.write_all(&self.out);
+        let _ = self.stream.flush();
         self.out.clear();
     }
 }

@@ -17,6 +17,7 @@ use crate::stats::Stats;
 use super::connection::{self, ConnContext};
 use super::peers::PeerCounts;
 use super::slots::{Entry, Permit, Slots, Ticket, WaitError};
+use super::wire::Wire;
 
 /// What the accept loop needs.
 pub struct Admission {
@@ -32,6 +33,8 @@ pub struct Admission {
     pub queue_timeout: Duration,
     /// Connections per address (`server.max_connections_per_address`).
     pub peers: Arc<PeerCounts>,
+    /// TLS, when `server.tls_cert` and `server.tls_key` are set.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Accepts connections until shutdown; each gets a thread that waits for a
@@ -57,9 +60,53 @@ pub fn accept_loop(listener: &TcpListener, admission: &Arc<Admission>) {
     }
 }
 
-/// Gives one accepted connection a slot or a place in line, or refuses it.
-fn admit(admission: &Arc<Admission>, mut stream: TcpStream, peer: SocketAddr, id: u64) {
+/// Starts one accepted connection: plain connections are admitted here, on
+/// the accept thread; TLS ones first complete their handshake (within
+/// `server.hello_timeout_s`) on a thread of their own, so a slow handshake
+/// holds no one up, and are admitted there.
+fn admit(admission: &Arc<Admission>, stream: TcpStream, peer: SocketAddr, id: u64) {
     Stats::add(&admission.stats.connections_accepted, 1);
+    let Some(tls) = admission.tls.clone() else {
+        if let Some(run) = enter(admission, Wire::Plain(stream), peer, id) {
+            spawn_conn(id, peer, run);
+        }
+        return;
+    };
+    let admission = Arc::clone(admission);
+    spawn_conn(
+        id,
+        peer,
+        Box::new(
+            move || match Wire::accept(stream, Some(&tls), admission.ctx.hello_timeout) {
+                Ok(wire) => {
+                    if let Some(run) = enter(&admission, wire, peer, id) {
+                        run();
+                    }
+                }
+                Err(e) => log::info!("connection {id} from {peer}: TLS handshake failed: {e}"),
+            },
+        ),
+    );
+}
+
+fn spawn_conn(id: u64, peer: SocketAddr, run: Box<dyn FnOnce() + Send>) {
+    let spawned = std::thread::Builder::new()
+        .name(format!("conn-{id}"))
+        .spawn(run);
+    if let Err(e) = spawned {
+        log::error!("cannot start a thread for connection {id} from {peer}: {e}");
+    }
+}
+
+/// Counts a connection against its address and gives it a slot or a place in
+/// line; returns what its thread runs (wait, then serve), or `None` when it
+/// was refused (and told why).
+fn enter(
+    admission: &Arc<Admission>,
+    mut stream: Wire,
+    peer: SocketAddr,
+    id: u64,
+) -> Option<Box<dyn FnOnce() + Send>> {
     let peer_hold = match admission.peers.enter(peer.ip()) {
         Ok(hold) => hold,
         Err(held) => {
@@ -76,7 +123,7 @@ fn admit(admission: &Arc<Admission>, mut stream: TcpStream, peer: SocketAddr, id
                     admission.peers.cap()
                 ),
             );
-            return;
+            return None;
         }
     };
     let entry = admission.slots.enter(admission.max_waiting);
@@ -92,27 +139,22 @@ fn admit(admission: &Arc<Admission>, mut stream: TcpStream, peer: SocketAddr, id
                 admission.ctx.max_clients, admission.max_waiting
             ),
         );
-        return;
+        return None;
     }
-    let admission2 = Arc::clone(admission);
-    let spawned = std::thread::Builder::new()
-        .name(format!("conn-{id}"))
-        .spawn(move || {
-            let _peer_hold = peer_hold;
-            let _permit = match entry {
-                Entry::Served(p) => p,
-                Entry::Waiting(ticket) => match wait(&admission2, ticket, &mut stream, peer, id) {
-                    Some(p) => p,
-                    None => return,
-                },
-                Entry::Full => unreachable!("refused above"),
-            };
-            log::info!("connection {id} from {peer} served");
-            connection::serve(stream, peer, id, &admission2.ctx);
-        });
-    if let Err(e) = spawned {
-        log::error!("cannot start a thread for connection {id} from {peer}: {e}");
-    }
+    let admission = Arc::clone(admission);
+    Some(Box::new(move || {
+        let _peer_hold = peer_hold;
+        let _permit = match entry {
+            Entry::Served(p) => p,
+            Entry::Waiting(ticket) => match wait(&admission, ticket, &mut stream, peer, id) {
+                Some(p) => p,
+                None => return,
+            },
+            Entry::Full => unreachable!("refused above"),
+        };
+        log::info!("connection {id} from {peer} served");
+        connection::serve(stream, peer, id, &admission.ctx);
+    }))
 }
 
 /// Tells a waiting connection its place, then waits for a slot; `None` when
@@ -120,7 +162,7 @@ fn admit(admission: &Arc<Admission>, mut stream: TcpStream, peer: SocketAddr, id
 fn wait(
     admission: &Admission,
     ticket: Ticket,
-    stream: &mut TcpStream,
+    stream: &mut Wire,
     peer: SocketAddr,
     id: u64,
 ) -> Option<Permit> {
@@ -130,15 +172,17 @@ fn wait(
     );
     let line = protocol::queued(ticket.position, admission.ctx.max_clients);
     stream.write_all(format!("{line}\n").as_bytes()).ok()?;
+    stream.flush().ok()?;
     // Watch the waiting socket: a peer that hangs up gives its place back now,
     // not when its turn comes (dead sockets must not fill the line).
-    let watching = stream.set_nonblocking(true).is_ok();
+    let socket = stream.socket().try_clone().ok()?;
+    let watching = socket.set_nonblocking(true).is_ok();
     let mut gone = || {
         if !watching {
             return false;
         }
         let mut byte = [0u8; 1];
-        match stream.peek(&mut byte) {
+        match socket.peek(&mut byte) {
             Ok(0) => true,
             Ok(_) => false,
             Err(e) => !matches!(
@@ -148,7 +192,7 @@ fn wait(
         }
     };
     let waited = ticket.wait_while(admission.queue_timeout, &admission.ctx.shutdown, &mut gone);
-    if watching && stream.set_nonblocking(false).is_err() {
+    if watching && socket.set_nonblocking(false).is_err() {
         return None;
     }
     match waited {
@@ -175,7 +219,7 @@ fn wait(
 }
 
 /// Sends one closing error line and hangs up.
-fn refuse(stream: &mut TcpStream, error: &str) {
+fn refuse(stream: &mut Wire, error: &str) {
     let mut out = Vec::new();
     protocol::write_line(
         &mut out,
@@ -186,7 +230,10 @@ fn refuse(stream: &mut TcpStream, error: &str) {
             closing: true,
         },
     );
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let _ = stream
+        .socket()
+        .set_write_timeout(Some(Duration::from_secs(1)));
     let _ = stream.write_all(&out);
-    let _ = stream.shutdown(std::net::Shutdown::Both);
+    stream.close_write();
+    let _ = stream.socket().shutdown(std::net::Shutdown::Both);
 }

@@ -20,6 +20,7 @@ pub mod peers;
 pub mod plan;
 pub mod queue;
 pub mod slots;
+pub mod wire;
 pub mod worker;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -48,6 +49,9 @@ pub enum ServerError {
     /// The database is unreachable or broken at start.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] wire::TlsError),
     /// The listening socket could not be opened.
     #[error(
         "cannot listen on {addr}: {source}. Is another server running there? Choose another \
@@ -126,6 +130,15 @@ pub fn run(config: Config, shutdown: Shutdown, opts: RunOptions) -> Result<(), S
             .map(|c| store::describe(&c))
             .unwrap_or_else(|_| "(bad URL)".into())
     );
+    // Bad TLS files stop the start before anything listens.
+    let tls = match (&config.server.tls_cert, &config.server.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = wire::server_config(cert.as_ref(), key.as_ref())?;
+            log::info!("senders connect with TLS (certificate {cert})");
+            Some(tls)
+        }
+        _ => None,
+    };
     let pool = store::open_pool(&config.database.url, config.database.pool_size)?;
     let (listener, local) = bind_ingest(&config)?;
     let models = Arc::new(ModelSlot::default());
@@ -198,6 +211,7 @@ pub fn run(config: Config, shutdown: Shutdown, opts: RunOptions) -> Result<(), S
             pool,
         }),
         peers: peers::PeerCounts::new(config.server.max_connections_per_address),
+        tls,
         stats: Arc::clone(&stats),
         max_waiting: config.server.max_waiting,
         queue_timeout: Duration::from_secs(config.server.queue_timeout_s),

@@ -45,6 +45,27 @@ impl LiveNames {
         })
     }
 
+    /// [`LiveNames::claim`], waiting up to `patience` for the holder to let
+    /// go: a sender that reconnects at once may find its own earlier
+    /// connection still answering its last lines (milliseconds).
+    pub fn claim_within(
+        self: &Arc<Self>,
+        name: &Arc<str>,
+        conn: u64,
+        peer: SocketAddr,
+        patience: std::time::Duration,
+    ) -> Result<NameHold, SocketAddr> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            match self.claim(name, conn, peer) {
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Names connected now.
     pub fn len(&self) -> usize {
         self.held.lock().unwrap_or_else(|p| p.into_inner()).len()
@@ -81,5 +102,26 @@ mod tests {
         let _other = names.claim(&other, 3, b).expect("another name is free");
         drop(hold);
         assert!(names.claim(&name, 2, b).is_ok());
+    }
+
+    #[test]
+    fn a_claim_waits_a_moment_for_the_holder_to_let_go() {
+        let names = LiveNames::new();
+        let a: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let name: Arc<str> = Arc::from("sensor-1");
+        let hold = names.claim(&name, 1, a).unwrap();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            drop(hold);
+        });
+        let patience = std::time::Duration::from_secs(2);
+        assert!(names.claim_within(&name, 2, a, patience).is_ok());
+        releaser.join().unwrap();
+        let _held = names.claim(&Arc::from("other"), 3, a).unwrap();
+        let short = std::time::Duration::from_millis(50);
+        assert_eq!(
+            names.claim_within(&Arc::from("other"), 4, a, short).err(),
+            Some(a)
+        );
     }
 }
