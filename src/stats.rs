@@ -78,6 +78,8 @@ pub struct Stats {
     pub db_errors: AtomicU64,
     /// Connections accepted.
     pub connections_accepted: AtomicU64,
+    /// TLS connections closed at once: too many handshakes in progress.
+    pub rejected_handshakes: AtomicU64,
     /// Connections closed for not reading their verdicts.
     pub slow_readers: AtomicU64,
     /// Packets stored without a score and scored when the first model came.
@@ -106,6 +108,7 @@ impl Default for Stats {
             batches: AtomicU64::new(0),
             db_errors: AtomicU64::new(0),
             connections_accepted: AtomicU64::new(0),
+            rejected_handshakes: AtomicU64::new(0),
             slow_readers: AtomicU64::new(0),
             judged_late: AtomicU64::new(0),
             models_trained: AtomicU64::new(0),

@@ -129,3 +129,65 @@ fn tls_settings_that_cannot_work_stop_the_start_with_a_message() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("server.tls_key"));
 }
+
+fn threads_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn connections_that_never_finish_a_handshake_are_bounded_and_timed_out() {
+    let pki = Pki::new();
+    let db = TestDb::new("tls_flood");
+    let cert = format!("server.tls_cert={}", s(&pki.path("server.pem")));
+    let key = format!("server.tls_key={}", s(&pki.path("server.key")));
+    let server = TestServer::start(
+        &db,
+        &[
+            &cert,
+            &key,
+            "server.hello_timeout_s=2",
+            "server.max_clients=5",
+            "server.max_waiting=10",
+        ],
+    );
+    let before = threads_of(server.child.id());
+    let held: Vec<std::net::TcpStream> = (0..300)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", server.port)).ok())
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let during = threads_of(server.child.id());
+    eprintln!("threads: {before} before, {during} with 300 silent TLS connections");
+    assert!(during <= before + 20, "{during} threads (from {before})");
+    // An honest TLS sender gets through once the stalled handshakes time out.
+    let ca = s(&pki.path("ca.pem"));
+    let out = common::run_client(
+        server.port,
+        &[
+            "honest", "--count", "500", "--rate", "0", "--json", "--tls-ca", &ca, "--wait",
+        ],
+    );
+    assert_eq!(common::client_report(&out)["acked"], 500);
+    drop(held);
+    let metrics = {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", server.dashboard_port)).unwrap();
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut t = String::new();
+        c.read_to_string(&mut t).unwrap();
+        t
+    };
+    let refused: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("netsentinel_tls_handshakes_refused_total "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(refused >= 250.0, "{refused}");
+}

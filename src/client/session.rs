@@ -439,7 +439,10 @@ impl Session {
         if let Some(tls) = &self.tls {
             stream = tls
                 .wrap(&self.addr, stream, Duration::from_secs(5))
-                .map_err(|e| format!("{TLS_FAILED}{e}"))?;
+                .map_err(|e| match e {
+                    super::tls::Failure::Final(e) => format!("{TLS_FAILED}{e}"),
+                    super::tls::Failure::Passing(e) => e,
+                })?;
         }
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         let mut hello = serde_json::json!({ "hello": self.name });

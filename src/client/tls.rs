@@ -73,38 +73,48 @@ impl TlsClient {
 
     /// Completes a TLS handshake with `addr` over `sock` (within `within`)
     /// and returns the plain end of a loopback pair carrying the session.
+    /// [`Failure::Final`] when retrying cannot help (the certificate is not
+    /// trusted or names another host).
     pub fn wrap(
         &self,
         addr: &str,
         mut sock: TcpStream,
         within: Duration,
-    ) -> Result<TcpStream, String> {
+    ) -> Result<TcpStream, Failure> {
+        let passing = |e: io::Error| Failure::Passing(e.to_string());
         let host = addr
             .rsplit_once(':')
             .map_or(addr, |(h, _)| h)
             .trim_start_matches('[')
             .trim_end_matches(']');
         let name = ServerName::try_from(host.to_string())
-            .map_err(|e| format!("{host:?} is not a name TLS can check: {e}"))?;
-        let mut conn =
-            ClientConnection::new(Arc::clone(&self.config), name).map_err(|e| e.to_string())?;
+            .map_err(|e| Failure::Final(format!("{host:?} is not a name TLS can check: {e}")))?;
+        let mut conn = ClientConnection::new(Arc::clone(&self.config), name)
+            .map_err(|e| Failure::Final(e.to_string()))?;
         let deadline = Instant::now() + within;
         while conn.is_handshaking() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err("TLS handshake not finished in time".into());
+                return Err(Failure::Passing(
+                    "TLS handshake not finished in time".into(),
+                ));
             }
-            sock.set_read_timeout(Some(left))
-                .map_err(|e| e.to_string())?;
-            sock.set_write_timeout(Some(left))
-                .map_err(|e| e.to_string())?;
-            conn.complete_io(&mut sock)
-                .map_err(|e| format!("TLS handshake with {addr} failed: {e}"))?;
+            sock.set_read_timeout(Some(left)).map_err(passing)?;
+            sock.set_write_timeout(Some(left)).map_err(passing)?;
+            if let Err(e) = conn.complete_io(&mut sock) {
+                let message = format!("TLS handshake with {addr} failed: {e}");
+                // rustls's own refusals (certificate, name, protocol) come as
+                // InvalidData; a closed or reset socket may pass.
+                return Err(if e.kind() == io::ErrorKind::InvalidData {
+                    Failure::Final(message)
+                } else {
+                    Failure::Passing(message)
+                });
+            }
         }
-        let local = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-        let app = TcpStream::connect(local.local_addr().map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
-        let (pump_end, _) = local.accept().map_err(|e| e.to_string())?;
+        let local = TcpListener::bind("127.0.0.1:0").map_err(passing)?;
+        let app = TcpStream::connect(local.local_addr().map_err(passing)?).map_err(passing)?;
+        let (pump_end, _) = local.accept().map_err(passing)?;
         std::thread::Builder::new()
             .name("tls".into())
             .spawn(move || {
@@ -112,9 +122,18 @@ impl TlsClient {
                     log::debug!("TLS connection ended: {e}");
                 }
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(passing)?;
         Ok(app)
     }
+}
+
+/// Why a TLS connection could not be made.
+#[derive(Debug)]
+pub enum Failure {
+    /// Trying again cannot help.
+    Final(String),
+    /// The server closed or reset the connection, or was slow: try again.
+    Passing(String),
 }
 
 fn would_block(e: &io::Error) -> bool {

@@ -35,6 +35,8 @@ pub struct Admission {
     pub peers: Arc<PeerCounts>,
     /// TLS, when `server.tls_cert` and `server.tls_key` are set.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// TLS handshakes in progress.
+    pub handshakes: std::sync::atomic::AtomicUsize,
 }
 
 /// Accepts connections until shutdown; each gets a thread that waits for a
@@ -72,20 +74,35 @@ fn admit(admission: &Arc<Admission>, stream: TcpStream, peer: SocketAddr, id: u6
         }
         return;
     };
+    // Handshakes in progress are bounded like the line is: a flood of
+    // connections that never finish one must not become a flood of threads.
+    let cap = admission.ctx.max_clients + admission.max_waiting.max(1);
+    let pending = admission.handshakes.fetch_add(1, Ordering::SeqCst);
+    if pending >= cap {
+        admission.handshakes.fetch_sub(1, Ordering::SeqCst);
+        Stats::add(&admission.stats.rejected_handshakes, 1);
+        log::warn!(
+            "connection {id} from {peer} closed: {pending} TLS handshakes already in progress \
+             (at most server.max_clients + server.max_waiting)"
+        );
+        return;
+    }
     let admission = Arc::clone(admission);
     spawn_conn(
         id,
         peer,
-        Box::new(
-            move || match Wire::accept(stream, Some(&tls), admission.ctx.hello_timeout) {
+        Box::new(move || {
+            let accepted = Wire::accept(stream, Some(&tls), admission.ctx.hello_timeout);
+            admission.handshakes.fetch_sub(1, Ordering::SeqCst);
+            match accepted {
                 Ok(wire) => {
                     if let Some(run) = enter(&admission, wire, peer, id) {
                         run();
                     }
                 }
                 Err(e) => log::info!("connection {id} from {peer}: TLS handshake failed: {e}"),
-            },
-        ),
+            }
+        }),
     );
 }
 

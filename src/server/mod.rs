@@ -212,6 +212,7 @@ pub fn run(config: Config, shutdown: Shutdown, opts: RunOptions) -> Result<(), S
         }),
         peers: peers::PeerCounts::new(config.server.max_connections_per_address),
         tls,
+        handshakes: Default::default(),
         stats: Arc::clone(&stats),
         max_waiting: config.server.max_waiting,
         queue_timeout: Duration::from_secs(config.server.queue_timeout_s),

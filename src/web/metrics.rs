@@ -33,7 +33,7 @@ fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
 pub fn render(state: &WebState) -> ApiResponse {
     let st = &state.stats;
     let mut out = String::with_capacity(4096);
-    let counters: [(&str, &str, &AtomicU64); 10] = [
+    let counters: [(&str, &str, &AtomicU64); 11] = [
         (
             "netsentinel_packets_stored_total",
             "Packets committed since the server started.",
@@ -63,6 +63,11 @@ pub fn render(state: &WebState) -> ApiResponse {
             "netsentinel_connections_accepted_total",
             "TCP connections accepted.",
             &st.connections_accepted,
+        ),
+        (
+            "netsentinel_tls_handshakes_refused_total",
+            "TLS connections closed at once: max_clients + max_waiting handshakes already in progress.",
+            &st.rejected_handshakes,
         ),
         (
             "netsentinel_slow_readers_total",
