@@ -136,36 +136,28 @@ fn held(db: &TestDb, sets: &[&str]) -> (TestServer, Sender) {
     (server, holder)
 }
 
+/// Runs a client against `port` and asserts it was told the server stayed
+/// full, with `words` in the message; returns how long it took.
+fn told_stayed_full(port: u16, words: &str) -> Duration {
+    let (out, took) = run(&format!("127.0.0.1:{port}"), &["c", "--count", "10"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("stayed full") && err.contains(words), "{err}");
+    assert!(!err.contains("no model"), "{err}");
+    took
+}
+
 #[test]
 fn a_client_that_never_gets_a_slot_is_told_the_server_stayed_full() {
     let db = TestDb::new("client_full");
     let (server, _holder) = held(&db, &["server.max_waiting=0"]);
-    let (out, took) = run(
-        &format!("127.0.0.1:{}", server.port),
-        &["c", "--count", "10"],
-    );
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("stayed full") && err.contains("server busy"),
-        "{err}"
-    );
-    assert!(!err.contains("no model"), "{err}");
+    let took = told_stayed_full(server.port, "server busy");
     assert!(took < Duration::from_secs(10), "took {took:?}");
 
     // Queued, then refused after the queue timeout: the same words.
     let db = TestDb::new("client_full_queue");
     let (server, _holder) = held(&db, &["server.max_waiting=5", "server.queue_timeout_s=1"]);
-    let (out, _) = run(
-        &format!("127.0.0.1:{}", server.port),
-        &["c", "--count", "10"],
-    );
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("stayed full") && err.contains("server.queue_timeout_s"),
-        "{err}"
-    );
+    told_stayed_full(server.port, "server.queue_timeout_s");
 }
 
 #[test]
@@ -255,33 +247,12 @@ fn server_start_up_errors_name_what_to_change() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let db = TestDb::new("client_srv_errors");
-    let out = Command::new(env!("CARGO_BIN_EXE_netsentinel"))
-        .args([
-            "server",
-            "--port",
-            "0",
-            "--dashboard-port",
-            &port.to_string(),
-        ])
-        .args(["--database-url", &db.url])
-        .output()
-        .unwrap();
+    let out = common::server_output(&db.url, port, &[]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("--dashboard-port"), "{err}");
     for url in ["foo", "postgresql://[bad"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_netsentinel"))
-            .args([
-                "server",
-                "--port",
-                "0",
-                "--dashboard-port",
-                "0",
-                "--database-url",
-                url,
-            ])
-            .output()
-            .unwrap();
+        let out = common::server_output(url, 0, &[]);
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{url}: {err}");
         assert!(err.contains("database.url"), "{err}");

@@ -97,20 +97,8 @@ fn tls_settings_that_cannot_work_stop_the_start_with_a_message() {
     let pki = Pki::new();
     let db = TestDb::new("tls_bad");
     let run = |sets: &[String]| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_netsentinel"));
-        cmd.args([
-            "server",
-            "--port",
-            "0",
-            "--dashboard-port",
-            "0",
-            "--database-url",
-            &db.url,
-        ]);
-        for set in sets {
-            cmd.arg("--set").arg(set);
-        }
-        cmd.output().unwrap()
+        let args: Vec<&str> = sets.iter().flat_map(|s| ["--set", s.as_str()]).collect();
+        common::server_output(&db.url, 0, &args)
     };
     let cert = format!("server.tls_cert={}", s(&pki.path("server.pem")));
     let out = run(std::slice::from_ref(&cert));

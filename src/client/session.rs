@@ -15,9 +15,7 @@ use serde_json::Value;
 
 use super::generate::Truth;
 use super::report::Tally;
-
-/// Marks an `open` error as a failed TLS handshake (final, not retried).
-const TLS_FAILED: &str = "tls: ";
+use super::tls::Failure;
 
 /// Longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -383,13 +381,13 @@ impl Session {
             }
             match self.open() {
                 Ok(()) => break,
-                Err(e) if e.starts_with(TLS_FAILED) => {
+                Err(Failure::Final(error)) => {
                     return Err(SessionError::Tls {
                         addr: self.addr.clone(),
-                        error: e[TLS_FAILED.len()..].to_string(),
+                        error,
                     });
                 }
-                Err(e) => {
+                Err(Failure::Passing(e)) => {
                     if started.elapsed() >= budget {
                         let secs = started.elapsed().as_secs();
                         return Err(if first_attempt {
@@ -434,15 +432,10 @@ impl Session {
         Ok(())
     }
 
-    fn open(&mut self) -> Result<(), String> {
+    fn open(&mut self) -> Result<(), Failure> {
         let mut stream = connect_within(&self.addr, Duration::from_secs(1))?;
         if let Some(tls) = &self.tls {
-            stream = tls
-                .wrap(&self.addr, stream, Duration::from_secs(5))
-                .map_err(|e| match e {
-                    super::tls::Failure::Final(e) => format!("{TLS_FAILED}{e}"),
-                    super::tls::Failure::Passing(e) => e,
-                })?;
+            stream = tls.wrap(&self.addr, stream, Duration::from_secs(5))?;
         }
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         let mut hello = serde_json::json!({ "hello": self.name });

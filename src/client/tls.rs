@@ -127,13 +127,20 @@ impl TlsClient {
     }
 }
 
-/// Why a TLS connection could not be made.
+/// Why a connection to the server (TLS or not) could not be made.
 #[derive(Debug)]
 pub enum Failure {
-    /// Trying again cannot help.
+    /// Trying again cannot help (the TLS peer was refused).
     Final(String),
-    /// The server closed or reset the connection, or was slow: try again.
+    /// Nothing listened, the server closed or reset the connection, or was
+    /// slow: try again.
     Passing(String),
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Failure {
+        Failure::Passing(e)
+    }
 }
 
 fn would_block(e: &io::Error) -> bool {

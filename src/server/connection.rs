@@ -427,10 +427,10 @@ impl<'a> Connection<'a> {
             self.id
         );
         self.name_hold = None;
-        self.lines = 0;
-        self.write_final(&format!(
-            "cannot check sender {name:?} in the database ({error}); try again"
-        ));
+        self.write_final_at(
+            0,
+            &format!("cannot check sender {name:?} in the database ({error}); try again"),
+        );
         self.done_reading = true;
         Err("database unavailable at hello".into())
     }
@@ -516,10 +516,16 @@ impl<'a> Connection<'a> {
 
     /// Writes a last error line directly (no verdict is owed after it).
     fn write_final(&mut self, error: &str) {
+        self.write_final_at(self.lines, error);
+    }
+
+    /// [`Connection::write_final`] answering line `line` (0: the connection
+    /// itself, a passing refusal the client retries).
+    fn write_final_at(&mut self, line: u64, error: &str) {
         protocol::write_line(
             &mut self.out,
             &ErrorLine {
-                line: self.lines,
+                line,
                 seq: None,
                 error: error.to_string(),
                 closing: true,

@@ -65,16 +65,6 @@ impl LiveNames {
             }
         }
     }
-
-    /// Names connected now.
-    pub fn len(&self) -> usize {
-        self.held.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    /// True when no name is connected.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 impl Drop for NameHold {

@@ -43,6 +43,13 @@ impl Admission {
     }
 }
 
+/// Whether two secrets are equal, in time that does not depend on where they
+/// differ (for tokens and their digests).
+pub fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 fn digest(token: &str) -> String {
     Sha256::digest(token.as_bytes())
         .iter()
@@ -98,13 +105,7 @@ pub fn admit(
         (true, Some(_), None) => Admission::Missing,
         (true, Some(hash), Some(t)) => {
             let given = digest(t);
-            let same = given.len() == hash.len()
-                && given
-                    .bytes()
-                    .zip(hash.bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0;
-            if same {
+            if same_secret(&given, &hash) {
                 Admission::Granted
             } else {
                 Admission::Wrong

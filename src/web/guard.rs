@@ -115,9 +115,7 @@ fn unauthorized(message: &str) -> ApiResponse {
 
 /// `given` is `Bearer <token>`, compared in constant time.
 pub fn bearer_is(given: &str, token: &str) -> bool {
-    let expected = format!("Bearer {token}");
-    let (a, b) = (given.as_bytes(), expected.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    crate::store::senders::same_secret(given, &format!("Bearer {token}"))
 }
 
 /// The `host[:port]` of an `Origin` such as `http://127.0.0.1:5000`.

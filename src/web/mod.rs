@@ -79,11 +79,13 @@ pub fn serve(server: tiny_http::Server, state: Arc<WebState>) {
     let mut limits_log = LimitsLog::default();
     while !shutdown.is_triggered() {
         state.rate.sample(Stats::get(&state.stats.packets_stored));
+        let received = server.recv_timeout(Duration::from_millis(500));
+        // Fresh for this request's /metrics, and logged when they moved.
         if let Some(figures) = server.connection_stats() {
             state.set_http_figures(figures);
             limits_log.note(figures);
         }
-        let request = match server.recv_timeout(Duration::from_millis(500)) {
+        let request = match received {
             Ok(Some(r)) => r,
             Ok(None) => continue,
             Err(e) => {
@@ -91,9 +93,6 @@ pub fn serve(server: tiny_http::Server, state: Arc<WebState>) {
                 continue;
             }
         };
-        if let Some(figures) = server.connection_stats() {
-            state.set_http_figures(figures);
-        }
         // No route takes a body; it was read (bounded) by the connection's
         // thread and is dropped with the request.
         let mut req = ApiRequest::new(request.method().as_str(), request.url());

@@ -393,6 +393,20 @@ pub fn run_client(port: u16, args: &[&str]) -> std::process::Output {
         .expect("client runs")
 }
 
+/// Runs `netsentinel server` (packet port free, dashboard on
+/// `dashboard_port`, 0 for a free one) against `url` with `extra` arguments
+/// until it exits (for start-up errors).
+pub fn server_output(url: &str, dashboard_port: u16, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_netsentinel"))
+        .args(["server", "--port", "0", "--dashboard-port"])
+        .arg(dashboard_port.to_string())
+        .args(["--database-url", url])
+        .args(extra)
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("server runs")
+}
+
 /// The JSON report of a client run that must have succeeded.
 pub fn client_report(out: &std::process::Output) -> Value {
     assert!(

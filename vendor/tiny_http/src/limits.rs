@@ -8,7 +8,7 @@
 //! enforces the connection cap and the request deadline.
 
 use std::net::Shutdown;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -85,7 +85,6 @@ pub(crate) struct Registry {
     epoch: Instant,
     entries: Mutex<Vec<Entry>>,
     next_id: AtomicU64,
-    open: AtomicUsize,
     accepted: AtomicU64,
     evicted: AtomicU64,
     refused: AtomicU64,
@@ -107,7 +106,6 @@ impl Registry {
             epoch: Instant::now(),
             entries: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(0),
-            open: AtomicUsize::new(0),
             accepted: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
             refused: AtomicU64::new(0),
@@ -165,7 +163,6 @@ impl Registry {
             handle,
             waiting_since: waiting_since.clone(),
         });
-        self.open.store(entries.len(), Ordering::Relaxed);
         self.accepted.fetch_add(1, Ordering::Relaxed);
         Some(Tracker {
             registry: self.clone(),
@@ -198,12 +195,11 @@ impl Registry {
         if closed > 0 {
             self.timed_out.fetch_add(closed as u64, Ordering::Relaxed);
         }
-        self.open.store(entries.len(), Ordering::Relaxed);
     }
 
     pub(crate) fn stats(&self) -> ConnectionStats {
         ConnectionStats {
-            open: self.open.load(Ordering::Relaxed),
+            open: self.lock().len(),
             accepted: self.accepted.load(Ordering::Relaxed),
             evicted: self.evicted.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
@@ -247,6 +243,5 @@ impl Drop for Tracker {
         if let Some(i) = entries.iter().position(|e| e.id == self.id) {
             entries.swap_remove(i);
         }
-        self.registry.open.store(entries.len(), Ordering::Relaxed);
     }
 }
