@@ -95,6 +95,17 @@ impl Prober {
     }
 }
 
+/// Held by each attack for its whole run: on a 2-core machine, one test's
+/// 10,000-connection flood would otherwise slow another test's probes, and
+/// each figure is meant to measure its own attack.
+static ONE_ATTACK_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_attack_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_ATTACK_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
 /// Resident memory of process `pid`, in KiB.
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -134,6 +145,7 @@ fn assert_alive(server: &mut TestServer) {
 
 #[test]
 fn declared_bodies_over_the_limit_are_refused_413_unread_and_unallocated() {
+    let _alone = one_attack_at_a_time();
     let db = TestDb::new("http_big_body");
     let mut server = TestServer::start(&db, &[]);
     let port = server.dashboard_port;
@@ -251,6 +263,7 @@ fn stall(port: u16, how: Stall) -> Duration {
 
 #[test]
 fn bodies_and_heads_that_never_arrive_are_cut_at_the_request_timeout() {
+    let _alone = one_attack_at_a_time();
     let db = TestDb::new("http_stall");
     let mut server = TestServer::start(&db, &["dashboard.request_timeout_s=2"]);
     let port = server.dashboard_port;
@@ -277,6 +290,7 @@ fn bodies_and_heads_that_never_arrive_are_cut_at_the_request_timeout() {
 
 #[test]
 fn ten_thousand_idle_connections_do_not_lock_the_dashboard_out() {
+    let _alone = one_attack_at_a_time();
     let db = TestDb::new("http_idle_flood");
     let mut server = TestServer::start(&db, &[]);
     let port = server.dashboard_port;
@@ -312,6 +326,7 @@ fn ten_thousand_idle_connections_do_not_lock_the_dashboard_out() {
 
 #[test]
 fn out_of_file_descriptors_the_dashboard_accepts_again() {
+    let _alone = one_attack_at_a_time();
     let db = TestDb::new("http_emfile");
     // 160 descriptors: enough for the server's own files, sockets and pool,
     // far fewer than the 256 dashboard connections it would admit.
@@ -351,6 +366,7 @@ fn out_of_file_descriptors_the_dashboard_accepts_again() {
 
 #[test]
 fn header_lines_and_header_counts_are_capped() {
+    let _alone = one_attack_at_a_time();
     let db = TestDb::new("http_headers");
     let mut server = TestServer::start(&db, &[]);
     let port = server.dashboard_port;
@@ -404,6 +420,7 @@ fn header_lines_and_header_counts_are_capped() {
 
 #[test]
 fn cross_site_writes_and_rebinding_hosts_are_refused() {
+    let _alone = one_attack_at_a_time();
     let db = TestDb::new("http_csrf");
     let mut server = TestServer::start(&db, &[]);
     let port = server.dashboard_port;
