@@ -36,6 +36,7 @@ pub mod detect;
 pub mod detector;
 pub mod eval;
 pub mod features;
+pub mod incidents;
 pub mod judge;
 pub mod net;
 pub mod protocol;

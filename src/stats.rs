@@ -92,6 +92,16 @@ pub struct Stats {
     pub context_bytes: AtomicU64,
     /// Context entries evicted (least recently seen) so far.
     pub context_evictions: AtomicU64,
+    /// Incidents opened (stored) since start.
+    pub incidents_opened: AtomicU64,
+    /// Incident writes committed.
+    pub incident_writes: AtomicU64,
+    /// Incident writes that failed (the incidents were kept and written later).
+    pub incident_write_errors: AtomicU64,
+    /// Incidents the worker holds now (taking packets or waiting to be stored).
+    pub incidents_active: AtomicU64,
+    /// Hosts whose recent anomalies the incident grouping tracks now.
+    pub incident_hosts: AtomicU64,
     /// Packets per committed batch.
     pub batch_size: Histogram,
     /// Seconds from a batch's first attempt to its commit.
@@ -115,6 +125,11 @@ impl Default for Stats {
             context_entries: AtomicU64::new(0),
             context_bytes: AtomicU64::new(0),
             context_evictions: AtomicU64::new(0),
+            incidents_opened: AtomicU64::new(0),
+            incident_writes: AtomicU64::new(0),
+            incident_write_errors: AtomicU64::new(0),
+            incidents_active: AtomicU64::new(0),
+            incident_hosts: AtomicU64::new(0),
             batch_size: Histogram::new(BATCH_SIZE_BUCKETS),
             commit_seconds: Histogram::new(COMMIT_BUCKETS),
         }

@@ -161,6 +161,24 @@ declare! {
         exclude_flagged: bool = false, Kind::Bool;
     }
 
+    /// `[incidents]`: grouping flagged packets into incidents a person acts on.
+    [incidents] IncidentsConfig {
+        /// Group flagged packets into incidents (stored, listed by /api/incidents).
+        enabled: bool = true, Kind::Bool;
+        /// Score from which a flagged packet is a strong anomaly; only strong ones open incidents (the threshold flags detector.contamination of ordinary traffic, just above it).
+        strong_score: f64 = 0.73, Kind::Float { min: 0.0, max: 10.0, open_min: false };
+        /// Recent strong anomalies (half-life 5 s of packet time) a host needs before an incident opens for it.
+        min_packets: u64 = 5, int(1, 1_000_000);
+        /// Share of a host's recent packets (half-life 1 s of packet time) that must be flagged for an incident to open.
+        min_share: f64 = 0.8, Kind::Float { min: 0.0, max: 1.0, open_min: false };
+        /// One packet scoring at least this opens an incident on its own.
+        open_score: f64 = 1.1, Kind::Float { min: 0.0, max: 10.0, open_min: false };
+        /// Seconds of packet time without an anomaly after which an incident is over; later anomalies of its host must earn a new one.
+        gap_s: u64 = 60, int(1, 86_400);
+        /// Hosts whose recent anomalies are tracked at most; the least recently seen are forgotten beyond.
+        max_hosts: usize = 200_000, int(1_000, 100_000_000);
+    }
+
     /// `[traffic]`: what the traffic generator sends.
     [traffic] TrafficConfig {
         /// Protocols the traffic generator draws from.

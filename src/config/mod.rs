@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 
 pub use document::redact_url;
 pub use keys::{
-    Config, DashboardConfig, DatabaseConfig, DetectorConfig, ServerConfig, TrafficConfig,
+    Config, DashboardConfig, DatabaseConfig, DetectorConfig, IncidentsConfig, ServerConfig,
+    TrafficConfig,
 };
 
 use keys::{KeySpec, KEYS};

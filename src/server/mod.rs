@@ -253,6 +253,7 @@ fn start_model_threads(
     let worker = Worker::new(
         &config.server,
         &config.detector,
+        &config.incidents,
         jobs,
         handles,
         stored_total,

@@ -12,6 +12,12 @@
 //! is recognised on retry instead of being stored twice. A packet is judged
 //! once: its verdict is kept on its job, so a retried write reuses it.
 //!
+//! Right after each commit the worker feeds the batch's packets to the
+//! incident [`Grouper`] and writes the incidents it changed in a short
+//! transaction of their own; a failed incident write is logged and retried
+//! with the next batch (the incident stays in memory meanwhile), so it never
+//! holds up a verdict.
+//!
 //! At start the worker replays the newest stored packets into the judge (their
 //! context and the training window), so a restart does not make every source
 //! look new; stored packets still without a score are scored when the first
@@ -24,7 +30,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use crate::config::{DetectorConfig, ServerConfig};
+use crate::config::{DetectorConfig, IncidentsConfig, ServerConfig};
+use crate::incidents::{self, Grouper, Seen};
 use crate::judge::{
     packet_time, Input, Judge, Judged, Late, ModelHandle, Outcome as Judgement, Stored,
 };
@@ -34,7 +41,7 @@ use crate::stats::Stats;
 use crate::store::ingest::{
     BatchWrite, IngestConn, LateScore, MinuteCount, NewPacket, SenderMark, StoredVerdict,
 };
-use crate::store::{models, Pool, StoreError};
+use crate::store::{incidents as incident_store, models, Pool, StoreError};
 use crate::trainer::{LiveModel, ModelSlot};
 
 use super::plan::{self, Fate, Plan};
@@ -90,6 +97,8 @@ pub struct Worker {
     /// Models trained and not yet stored.
     unsaved: Vec<Arc<ModelHandle>>,
     next_tag: u64,
+    /// Groups flagged packets into incidents (`None` when incidents.enabled is off).
+    grouper: Option<Grouper>,
 }
 
 /// What a committed batch produced.
@@ -106,6 +115,7 @@ impl Worker {
     pub fn new(
         server: &ServerConfig,
         detector: &DetectorConfig,
+        incidents: &IncidentsConfig,
         jobs: Receiver<Job>,
         handles: Handles,
         stored_total: u64,
@@ -125,6 +135,9 @@ impl Worker {
             late: Vec::new(),
             unsaved: Vec::new(),
             next_tag: LIVE_TAGS,
+            grouper: incidents
+                .enabled
+                .then(|| Grouper::new(incidents::grouper::Settings::from(incidents))),
         }
     }
 
@@ -141,6 +154,8 @@ impl Worker {
                 Err(RecvTimeoutError::Timeout) => {
                     if !self.late.is_empty() || !self.unsaved.is_empty() {
                         complete &= self.handle(&mut []);
+                    } else if self.grouper.as_ref().is_some_and(|g| !g.dirty().is_empty()) {
+                        self.write_incidents();
                     }
                     continue;
                 }
@@ -286,6 +301,7 @@ impl Worker {
         };
         self.count(&outcome, batch.len(), started);
         self.deliver(batch, outcome.replies);
+        self.write_incidents();
         true
     }
 
@@ -521,6 +537,55 @@ impl Worker {
         Ok(())
     }
 
+    /// Explains and stores the incidents the last batches changed, in their
+    /// own short transaction after the batch's verdicts went out. On failure
+    /// they stay in memory and the next call tries again.
+    fn write_incidents(&mut self) {
+        let Some(mut g) = self.grouper.take() else {
+            return;
+        };
+        let keys = g.dirty();
+        if !keys.is_empty() {
+            for &k in &keys {
+                if let Some(inc) = g.get_mut(k) {
+                    incidents::explain::describe(inc);
+                }
+            }
+            let list: Vec<&incidents::Incident> = keys.iter().filter_map(|k| g.get(*k)).collect();
+            let stats = Arc::clone(&self.handles.stats);
+            let written = self
+                .ingest_conn()
+                .and_then(|c| incident_store::write(c.client(), &list));
+            drop(list);
+            match written {
+                Ok(ids) => {
+                    for (&k, (id, closed)) in keys.iter().zip(ids) {
+                        let new = g.get(k).is_some_and(|i| i.id.is_none());
+                        if new {
+                            if let Some(inc) = g.get(k) {
+                                log::warn!("incident {id} opened: {}", inc.summary);
+                            }
+                            Stats::add(&stats.incidents_opened, 1);
+                        }
+                        g.stored(k, id, closed);
+                    }
+                    Stats::add(&stats.incident_writes, 1);
+                }
+                Err(e) => {
+                    self.conn = None;
+                    Stats::add(&stats.incident_write_errors, 1);
+                    log::warn!(
+                        "cannot store {} incident(s) ({e}); they are kept and written after the next batch",
+                        keys.len()
+                    );
+                }
+            }
+        }
+        Stats::set(&self.handles.stats.incidents_active, g.active() as u64);
+        Stats::set(&self.handles.stats.incident_hosts, g.hosts() as u64);
+        self.grouper = Some(g);
+    }
+
     /// Numbers the new packets and writes them, their counters, the marks and
     /// the late scores in one transaction.
     fn write<'a>(
@@ -596,6 +661,21 @@ impl Worker {
                         },
                     );
                 }
+            }
+        }
+        if let Some(g) = self.grouper.as_mut() {
+            for (&i, row) in fresh.iter().zip(rows) {
+                let v = batch[i].judged.as_ref().map(|(_, v)| v);
+                g.observe(&Seen {
+                    id: row.id,
+                    time: row.timestamp,
+                    packet: row.packet,
+                    sender: row.client,
+                    score: row.score,
+                    anomaly: row.anomaly,
+                    model: v.and_then(|v| v.model.as_ref()),
+                    features: row.features,
+                });
             }
         }
         let late = std::mem::take(&mut self.late);

@@ -24,6 +24,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_sender_tokens.sql",
         include_str!("../../sql/0005_sender_tokens.sql"),
     ),
+    (
+        "0006_incidents.sql",
+        include_str!("../../sql/0006_incidents.sql"),
+    ),
 ];
 
 /// Arbitrary key for the advisory lock that keeps two servers from migrating at once.

@@ -3,12 +3,14 @@
 //! - [`ingest`]: the worker's batch transaction (binary COPY of the packets,
 //!   the `traffic_minutes` and `traffic_totals` upserts, the senders' marks)
 //!   and the reads exactly-once needs;
+//! - [`incidents`]: the incidents the worker groups, and a person's status on them;
 //! - [`models`]: stored models and the training query;
 //! - [`queries`]: the dashboard's reads (totals, time series, packet pages).
 //!
 //! Every function takes a connection or the pool and returns [`StoreError`];
 //! nothing here knows about sockets or threads.
 
+pub mod incidents;
 pub mod ingest;
 pub mod migrate;
 pub mod models;

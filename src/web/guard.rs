@@ -26,8 +26,17 @@ pub struct Access {
     pub allowed_hosts: Vec<String>,
 }
 
-/// The endpoints that change state (POST only).
+/// The endpoints that change state (POST only), besides a person's actions
+/// on incidents (`POST /api/incidents/ID/ACTION`, see [`is_write`]).
 pub const WRITE_PATHS: &[&str] = &["/api/retrain"];
+
+/// True for a POST path that changes state.
+pub fn is_write(path: &str) -> bool {
+    WRITE_PATHS.contains(&path)
+        || path
+            .strip_prefix("/api/incidents/")
+            .is_some_and(|rest| rest.contains('/'))
+}
 
 /// `None` when the request may go on; else the answer that refuses it.
 pub fn check(req: &ApiRequest, access: &Access) -> Option<ApiResponse> {
@@ -44,7 +53,7 @@ pub fn check(req: &ApiRequest, access: &Access) -> Option<ApiResponse> {
         }
     }
     let api = req.path.starts_with("/api/") || req.path == "/metrics";
-    if req.method == "POST" && WRITE_PATHS.contains(&req.path.as_str()) {
+    if req.method == "POST" && is_write(&req.path) {
         return check_write(req, access);
     }
     if api {

@@ -33,7 +33,7 @@ fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
 pub fn render(state: &WebState) -> ApiResponse {
     let st = &state.stats;
     let mut out = String::with_capacity(4096);
-    let counters: [(&str, &str, &AtomicU64); 11] = [
+    let counters: [(&str, &str, &AtomicU64); 14] = [
         (
             "netsentinel_packets_stored_total",
             "Packets committed since the server started.",
@@ -88,6 +88,21 @@ pub fn render(state: &WebState) -> ApiResponse {
             "netsentinel_context_evictions_total",
             "Context entries (hosts, pairs, ports, connections) evicted to stay within detector.max_streams.",
             &st.context_evictions,
+        ),
+        (
+            "netsentinel_incidents_opened_total",
+            "Incidents opened (and stored) since the server started.",
+            &st.incidents_opened,
+        ),
+        (
+            "netsentinel_incident_writes_total",
+            "Incident writes committed (each after a batch that changed incidents).",
+            &st.incident_writes,
+        ),
+        (
+            "netsentinel_incident_write_errors_total",
+            "Incident writes that failed; the incidents were kept and written with a later batch.",
+            &st.incident_write_errors,
         ),
     ];
     for (name, help, value) in counters {
@@ -153,7 +168,7 @@ pub fn render(state: &WebState) -> ApiResponse {
 }
 
 /// The gauges: (name, help, value now).
-fn gauges(state: &WebState) -> [(&'static str, &'static str, f64); 7] {
+fn gauges(state: &WebState) -> [(&'static str, &'static str, f64); 9] {
     let (model_id, age) = match state.models.current() {
         Some(m) => (
             m.info.id as f64,
@@ -196,6 +211,16 @@ fn gauges(state: &WebState) -> [(&'static str, &'static str, f64); 7] {
             "netsentinel_context_bytes",
             "Bytes the context tables hold.",
             Stats::get(&state.stats.context_bytes) as f64,
+        ),
+        (
+            "netsentinel_incidents_active",
+            "Incidents the worker holds now: taking packets, or waiting to be stored.",
+            Stats::get(&state.stats.incidents_active) as f64,
+        ),
+        (
+            "netsentinel_incident_hosts",
+            "Hosts whose recent anomalies the incident grouping tracks (capped by incidents.max_hosts).",
+            Stats::get(&state.stats.incident_hosts) as f64,
         ),
     ]
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::detector::Subject;
 use crate::protocol::is_valid_protocol_name;
 use crate::stats::Stats;
-use crate::store::{queries, StoreError};
+use crate::store::{incidents as incident_store, queries, StoreError};
 use crate::trainer::{self, TrainError};
 
 use super::assets;
@@ -32,6 +32,7 @@ const API_PATHS: &[&str] = &[
     "/api/protocols",
     "/api/timeseries",
     "/api/clients",
+    "/api/incidents",
     "/api/retrain",
     "/metrics",
     "/healthz",
@@ -52,11 +53,27 @@ pub fn route(req: &ApiRequest, state: &WebState) -> ApiResponse {
         (true, _, p) if p.starts_with("/api/packets/") => {
             packet_detail(req, state, &p["/api/packets/".len()..])
         }
+        (true, _, "/api/incidents") => incidents(req, state),
+        (true, _, p) if p.starts_with("/api/incidents/") && !p[15..].contains('/') => {
+            incident_detail(req, state, &p["/api/incidents/".len()..])
+        }
+        (_, "POST", p) if p.starts_with("/api/incidents/") && p[15..].contains('/') => {
+            incident_action(req, state, &p["/api/incidents/".len()..])
+        }
         (_, "POST", "/api/retrain") => retrain(req, state),
         (true, _, "/metrics") => metrics::render(state),
         (true, _, "/healthz") => healthz(state),
-        (_, _, p) if API_PATHS.contains(&p) || p.starts_with("/api/packets/") => {
-            let allowed = if p == "/api/retrain" { "POST" } else { "GET" };
+        (_, _, p)
+            if API_PATHS.contains(&p)
+                || p.starts_with("/api/packets/")
+                || p.starts_with("/api/incidents/") =>
+        {
+            let action = p.starts_with("/api/incidents/") && p[15..].contains('/');
+            let allowed = if p == "/api/retrain" || action {
+                "POST"
+            } else {
+                "GET"
+            };
             let mut r = ApiResponse::error(
                 405,
                 format!("{} is not allowed on {p}; use {allowed}", req.method),
@@ -337,6 +354,144 @@ fn retrain(req: &ApiRequest, state: &WebState) -> ApiResponse {
         }
         Err(TrainError::Store(e)) => store_error(e),
         Err(e) => ApiResponse::error(500, e.to_string(), None),
+    }
+}
+
+/// Most incidents one `/api/incidents` call returns.
+pub const MAX_INCIDENTS: i64 = 500;
+
+/// The filter `GET /api/incidents` builds from its query string, or the 400
+/// answer. Pure (no database).
+pub fn incident_filter_from_query(
+    query: &str,
+) -> Result<incident_store::IncidentFilter, ApiResponse> {
+    let p = Params::parse(query, &["status", "host", "limit", "before"])?;
+    let mut statuses = Vec::new();
+    if let Some(list) = p.text("status") {
+        for s in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if !incident_store::STATUSES.contains(&s) {
+                return Err(ApiResponse::error(
+                    400,
+                    format!(
+                        "status must be one or more of {} (comma-separated), got {s:?}",
+                        incident_store::STATUSES.join(", ")
+                    ),
+                    Some("status"),
+                ));
+            }
+            statuses.push(s.to_string());
+        }
+    }
+    let host = match p.text("host") {
+        None => None,
+        Some(h) => match h.parse::<std::net::IpAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                return Err(ApiResponse::error(
+                    400,
+                    format!("host must be an IPv4 or IPv6 address, got {h:?}"),
+                    Some("host"),
+                ))
+            }
+        },
+    };
+    let before = match p.text("before") {
+        None => None,
+        Some(_) => Some(p.int("before", 1, i64::MAX, 0)?),
+    };
+    Ok(incident_store::IncidentFilter {
+        statuses,
+        host,
+        before,
+        limit: p.int("limit", 1, MAX_INCIDENTS, 50)?,
+    })
+}
+
+fn incidents(req: &ApiRequest, state: &WebState) -> ApiResponse {
+    let filter = match incident_filter_from_query(&req.query) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let found = state.with_db(|c| {
+        let rows = incident_store::list(c, &filter)?;
+        let counts = incident_store::counts(c)?;
+        Ok((rows, counts))
+    });
+    match found {
+        Ok((rows, counts)) => {
+            let next = if rows.len() as i64 == filter.limit {
+                rows.last().map(|r| r.id)
+            } else {
+                None
+            };
+            let counts: serde_json::Map<String, serde_json::Value> =
+                counts.into_iter().map(|(s, n)| (s, json!(n))).collect();
+            ApiResponse::json(
+                200,
+                &json!({ "incidents": rows, "next_before": next, "counts": counts }),
+            )
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+fn incident_id(id: &str) -> Result<i64, ApiResponse> {
+    id.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+        ApiResponse::error(
+            400,
+            format!("incident id must be a positive integer, got {id:?}"),
+            Some("id"),
+        )
+    })
+}
+
+fn incident_detail(req: &ApiRequest, state: &WebState, id: &str) -> ApiResponse {
+    if let Err(r) = Params::parse(&req.query, &[]) {
+        return r;
+    }
+    let id = match incident_id(id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    match state.with_db(|c| incident_store::get(c, id)) {
+        Ok(Some(row)) => ApiResponse::json(200, &json!({ "incident": row })),
+        Ok(None) => ApiResponse::error(404, format!("no incident with id {id}"), None),
+        Err(e) => store_error(e),
+    }
+}
+
+/// `POST /api/incidents/ID/ACTION`: a person's status change. Who may
+/// write was checked by the guard before routing.
+fn incident_action(req: &ApiRequest, state: &WebState, rest: &str) -> ApiResponse {
+    if let Err(r) = Params::parse(&req.query, &[]) {
+        return r;
+    }
+    let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
+    let id = match incident_id(id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let status = match action {
+        "acknowledge" => "acknowledged",
+        "close" => "closed",
+        "reopen" => "open",
+        other => {
+            return ApiResponse::error(
+                404,
+                format!(
+                    "no such action on an incident: {other:?}; use acknowledge, close or reopen"
+                ),
+                None,
+            )
+        }
+    };
+    match state.with_db(|c| incident_store::set_status(c, id, status)) {
+        Ok(Some(row)) => {
+            log::info!("incident {id} {status} from the dashboard API");
+            ApiResponse::json(200, &json!({ "incident": row }))
+        }
+        Ok(None) => ApiResponse::error(404, format!("no incident with id {id}"), None),
+        Err(e) => store_error(e),
     }
 }
 
