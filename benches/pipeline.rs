@@ -7,7 +7,10 @@
 //!   end: first byte sent → last verdict read), verdict latency p50/p99;
 //! - paced: 10,000 packets/s offered (5 × 2,000/s) for a few seconds, latency p50/p99;
 //! - the server's peak RSS (VmHWM);
-//! - the ceiling: one binary COPY of the same number of rows into `packets`.
+//! - the ceiling: one binary COPY of the same number of rows into `packets`;
+//! - the server runs with incident grouping on and a webhook sink to a
+//!   receiver on loopback (issue #12); the saturation run is repeated with
+//!   `incidents.enabled=false` for comparison.
 //!
 //! Needs PostgreSQL at 127.0.0.1:5432 (bash scripts/setup-db.sh). Set
 //! `BENCH_PACKETS` to change N (default 200,000 per sender).
@@ -34,33 +37,52 @@ fn main() {
     let Some(db) = TestDb::for_bench("bench") else {
         return;
     };
-    let mut server = TestServer::start(&db, &[]);
+    // The same load with incident grouping off, for comparison.
+    let plain_rate = match TestDb::for_bench("bench_plain") {
+        Some(plain_db) => {
+            let mut plain = TestServer::start(&plain_db, &["incidents.enabled=false"]);
+            let (rate, _, _) = saturate(plain.port, "plain", per_sender);
+            plain.terminate();
+            Some(rate)
+        }
+        None => None,
+    };
+
+    // A webhook receiver, answering 200 to every incident.
+    let hook = tiny_http::Server::http("127.0.0.1:0").expect("webhook receiver binds");
+    let hook_port = hook.server_addr().to_ip().expect("an IP address").port();
+    let delivered = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    {
+        let delivered = Arc::clone(&delivered);
+        std::thread::spawn(move || {
+            for req in hook.incoming_requests() {
+                delivered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let _ = req.respond(tiny_http::Response::empty(200));
+            }
+        });
+    }
+    let webhook = format!("alerts.webhook_url=http://127.0.0.1:{hook_port}/hook");
+    let mut server = TestServer::start(&db, &[&webhook]);
     let port = server.port;
     println!(
-        "server: {} on 127.0.0.1:{port}, database {}",
+        "server: {} on 127.0.0.1:{port}, database {}, incidents on, webhook to 127.0.0.1:{hook_port}",
         env!("CARGO_BIN_EXE_netsentinel"),
         db.name
     );
 
     // Saturation.
     let total = per_sender * SENDERS as u64;
-    let started = Instant::now();
-    let handles: Vec<_> = (0..SENDERS)
-        .map(|i| {
-            std::thread::spawn(move || run_sender(port, &format!("bench{i}"), 1, per_sender, None))
-        })
-        .collect();
-    let mut latencies = Vec::with_capacity(total as usize);
-    for h in handles {
-        latencies.extend(h.join().expect("sender thread"));
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let rate = total as f64 / elapsed;
-    let (p50, p99) = percentiles(&mut latencies);
+    let (rate, p50, p99) = saturate(port, "bench", per_sender);
     println!(
-        "saturation: {total} packets from {SENDERS} pipelined senders in {elapsed:.2} s = {rate:.0} packets/s end to end \
+        "saturation: {total} packets from {SENDERS} pipelined senders = {rate:.0} packets/s end to end \
          (bar: >= 100000); verdict latency p50 {p50:.1} ms, p99 {p99:.1} ms"
     );
+    if let Some(plain) = plain_rate {
+        println!(
+            "incident grouping + webhook on: {rate:.0} packets/s vs {plain:.0} with incidents.enabled=false ({:.2}x)",
+            rate / plain
+        );
+    }
 
     // Paced: 10,000 packets/s offered in total.
     let paced_secs = 5u64;
@@ -107,6 +129,15 @@ fn main() {
         total + paced.len() as u64
     );
 
+    let opened: i64 = c
+        .query_one("SELECT count(*) FROM incidents", &[])
+        .unwrap()
+        .get(0);
+    println!(
+        "incidents opened: {opened}; webhook deliveries: {}",
+        delivered.load(std::sync::atomic::Ordering::Relaxed)
+    );
+
     // The ceiling: one plain binary COPY of as many rows into the same table.
     let copy_rate = copy_ceiling(&mut c, total);
     println!(
@@ -114,6 +145,26 @@ fn main() {
          end to end / COPY = {:.2} (bar: >= 0.5)",
         rate / copy_rate
     );
+}
+
+/// `SENDERS` pipelined senders named `PREFIX0..` × `per_sender` packets as
+/// fast as they go: (packets/s end to end, verdict latency p50, p99 in ms).
+fn saturate(port: u16, prefix: &str, per_sender: u64) -> (f64, f64, f64) {
+    let total = per_sender * SENDERS as u64;
+    let started = Instant::now();
+    let handles: Vec<_> = (0..SENDERS)
+        .map(|i| {
+            let name = format!("{prefix}{i}");
+            std::thread::spawn(move || run_sender(port, &name, 1, per_sender, None))
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(total as usize);
+    for h in handles {
+        latencies.extend(h.join().expect("sender thread"));
+    }
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    let (p50, p99) = percentiles(&mut latencies);
+    (rate, p50, p99)
 }
 
 /// The packet lines one sender sends: seqs `first..first+count`, ~10% anomalous sizes.

@@ -26,6 +26,7 @@
 //! - [`client`], [`demo`], [`eval`]: the other subcommands;
 //! - [`cli`]: the command line (clap definitions only).
 
+pub mod alerts;
 pub mod capture;
 pub mod cli;
 pub mod client;

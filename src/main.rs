@@ -56,6 +56,13 @@ impl Failure {
             Failure::Server(ServerError::Store(StoreError::BadUrl { .. }))
             | Failure::Demo(DemoError::Server(ServerError::Store(StoreError::BadUrl { .. })))
             | Failure::Train(TrainError::Store(StoreError::BadUrl { .. })) => 2,
+            // An alert sink that cannot be set up is a configuration error too.
+            Failure::Server(ServerError::Alerts(e))
+            | Failure::Demo(DemoError::Server(ServerError::Alerts(e)))
+                if !matches!(e, netsentinel::alerts::AlertError::Thread { .. }) =>
+            {
+                2
+            }
             Failure::Client(_)
             | Failure::Server(_)
             | Failure::Demo(_)

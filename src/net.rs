@@ -1,8 +1,12 @@
 //! Addresses as a peer must dial them. A listener bound to the unspecified
 //! address (`0.0.0.0` or `::`) accepts on every interface but cannot itself be
-//! dialled; loopback reaches it from this host.
+//! dialled; loopback reaches it from this host. Also the rustls client
+//! configuration the client's `--tls` and the alerts' HTTPS webhook share.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 
 /// `addr`, with an unspecified IP replaced by loopback of the same family.
 pub fn dialable(addr: SocketAddr) -> SocketAddr {
@@ -29,6 +33,50 @@ pub fn dial_host_port(host: &str, port: u16) -> String {
     } else {
         format!("{host}:{port}")
     }
+}
+
+/// A rustls client configuration trusting the certificates in the PEM file
+/// `ca`, or the system's roots (the client's `--tls` and the alerts' HTTPS webhook).
+pub fn client_config(
+    ca: Option<&std::path::Path>,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<Result<_, _>>())
+                .map_err(|e| format!("--tls-ca {}: {e}", path.display()))?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "--tls-ca {}: no PEM certificate in it",
+                    path.display()
+                ));
+            }
+            for c in certs {
+                roots
+                    .add(c)
+                    .map_err(|e| format!("--tls-ca {}: {e}", path.display()))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                return Err(
+                    "--tls: no usable root certificate on this system; give the \
+                            server's CA with --tls-ca FILE"
+                        .into(),
+                );
+            }
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(std::sync::Arc::new(config))
 }
 
 #[cfg(test)]

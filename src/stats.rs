@@ -102,10 +102,30 @@ pub struct Stats {
     pub incidents_active: AtomicU64,
     /// Hosts whose recent anomalies the incident grouping tracks now.
     pub incident_hosts: AtomicU64,
+    /// Each alert sink's figures, in [`SINK_NAMES`] order.
+    pub sinks: [SinkStats; 3],
     /// Packets per committed batch.
     pub batch_size: Histogram,
     /// Seconds from a batch's first attempt to its commit.
     pub commit_seconds: Histogram,
+}
+
+/// The alert sinks, as `/metrics` labels them.
+pub const SINK_NAMES: [&str; 3] = ["webhook", "syslog", "jsonl"];
+
+/// One alert sink's figures.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    /// 1 when the sink is configured.
+    pub enabled: AtomicU64,
+    /// Incidents delivered.
+    pub sent: AtomicU64,
+    /// Failed delivery attempts (each retried with backoff).
+    pub failures: AtomicU64,
+    /// New incidents not queued because the queue was full (read from the table later).
+    pub overflows: AtomicU64,
+    /// Incident ids in the queue now.
+    pub queued: AtomicU64,
 }
 
 impl Default for Stats {
@@ -130,6 +150,7 @@ impl Default for Stats {
             incident_write_errors: AtomicU64::new(0),
             incidents_active: AtomicU64::new(0),
             incident_hosts: AtomicU64::new(0),
+            sinks: Default::default(),
             batch_size: Histogram::new(BATCH_SIZE_BUCKETS),
             commit_seconds: Histogram::new(COMMIT_BUCKETS),
         }

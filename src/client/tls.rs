@@ -11,9 +11,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection};
 
 /// How the client checks the server's certificate.
 #[derive(Clone)]
@@ -30,44 +29,8 @@ impl std::fmt::Debug for TlsClient {
 impl TlsClient {
     /// Trusts the certificates in the PEM file `ca`, or the system's roots.
     pub fn new(ca: Option<&Path>) -> Result<TlsClient, String> {
-        let mut roots = RootCertStore::empty();
-        match ca {
-            Some(path) => {
-                let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                    .and_then(|it| it.collect::<Result<_, _>>())
-                    .map_err(|e| format!("--tls-ca {}: {e}", path.display()))?;
-                if certs.is_empty() {
-                    return Err(format!(
-                        "--tls-ca {}: no PEM certificate in it",
-                        path.display()
-                    ));
-                }
-                for c in certs {
-                    roots
-                        .add(c)
-                        .map_err(|e| format!("--tls-ca {}: {e}", path.display()))?;
-                }
-            }
-            None => {
-                let found = rustls_native_certs::load_native_certs();
-                let (added, _) = roots.add_parsable_certificates(found.certs);
-                if added == 0 {
-                    return Err(
-                        "--tls: no usable root certificate on this system; give the \
-                                server's CA with --tls-ca FILE"
-                            .into(),
-                    );
-                }
-            }
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
         Ok(TlsClient {
-            config: Arc::new(config),
+            config: crate::net::client_config(ca)?,
         })
     }
 

@@ -43,9 +43,10 @@ pub fn render(config: &Config, redact: bool) -> String {
 
 fn redacted(key: &str, value: toml::Value) -> toml::Value {
     match (key, value) {
-        ("dashboard.token" | "dashboard.read_token", toml::Value::String(s)) if !s.is_empty() => {
-            toml::Value::String("(set; not shown)".into())
-        }
+        (
+            "dashboard.token" | "dashboard.read_token" | "alerts.webhook_secret",
+            toml::Value::String(s),
+        ) if !s.is_empty() => toml::Value::String("(set; not shown)".into()),
         ("database.url", toml::Value::String(s)) => toml::Value::String(redact_url(&s)),
         (_, v) => v,
     }

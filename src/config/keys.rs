@@ -179,6 +179,26 @@ declare! {
         max_hosts: usize = 200_000, int(1_000, 100_000_000);
     }
 
+    /// `[alerts]`: where incidents are sent when they open (each sink its own thread, queue and retries).
+    [alerts] AlertsConfig {
+        /// HTTP(S) URL each new incident is POSTed to as JSON (empty: no webhook).
+        webhook_url: Option<String> = None, Kind::OptionalUrl { schemes: &["http", "https"], port_required: false };
+        /// When set, each webhook POST carries "X-NetSentinel-Signature: sha256=HEX", the HMAC-SHA256 of the body with this secret.
+        webhook_secret: Option<String> = None, Kind::OptionalText;
+        /// Seconds a webhook POST may take (connect, send, answer) before it counts as failed and is retried.
+        webhook_timeout_s: u64 = 5, int(1, 300);
+        /// Syslog receiver for RFC 5424 messages, udp://HOST:PORT or tcp://HOST:PORT (TCP with octet counting, RFC 6587); empty: none.
+        syslog: Option<String> = None, Kind::OptionalUrl { schemes: &["udp", "tcp"], port_required: true };
+        /// File each new incident is appended to as one JSON line, like Suricata's eve.json (empty: none).
+        jsonl_path: Option<String> = None, Kind::OptionalText;
+        /// New incidents each sink's queue holds; beyond, the sink reads the backlog from the incidents table when it catches up (nothing is lost).
+        queue_capacity: usize = 1_000, int(1, 1_000_000);
+        /// Longest pause in seconds between retries of a failed delivery (the pause doubles from 1 s).
+        max_backoff_s: u64 = 30, int(1, 3_600);
+        /// Seconds each sink keeps trying to deliver what is queued after shutdown begins; the rest is sent after the next start.
+        shutdown_grace_s: u64 = 5, int(0, 3_600);
+    }
+
     /// `[traffic]`: what the traffic generator sends.
     [traffic] TrafficConfig {
         /// Protocols the traffic generator draws from.

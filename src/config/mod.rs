@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 
 pub use document::redact_url;
 pub use keys::{
-    Config, DashboardConfig, DatabaseConfig, DetectorConfig, IncidentsConfig, ServerConfig,
-    TrafficConfig,
+    AlertsConfig, Config, DashboardConfig, DatabaseConfig, DetectorConfig, IncidentsConfig,
+    ServerConfig, TrafficConfig,
 };
 
 use keys::{KeySpec, KEYS};
@@ -292,8 +292,11 @@ mod tests {
         for spec in KEYS {
             let values: Vec<String> = match spec.kind {
                 value::Kind::Int { min, max } => vec![min.to_string(), max.to_string()],
-                value::Kind::Float { max, .. } => vec![max.to_string()],
+                value::Kind::Float { max, .. } => vec![format!("{max:?}")],
                 value::Kind::Text | value::Kind::OptionalText => vec!["some text".into()],
+                value::Kind::OptionalUrl { schemes, .. } => {
+                    vec![format!("{}://127.0.0.1:514", schemes[0])]
+                }
                 value::Kind::ProtocolList => vec!["TCP,DNS".into()],
                 value::Kind::HostList => vec!["".into(), "sentinel.lan,ids-1".into()],
                 value::Kind::NumberList { max, .. } => {

@@ -45,6 +45,50 @@ pub enum Kind {
     /// A list (possibly empty) of host names, each 1–253 characters of
     /// letters, digits, `.` and `-`.
     HostList,
+    /// An address `SCHEME://HOST[:PORT][/PATH]` with one of `schemes` (empty = unset).
+    OptionalUrl {
+        /// The schemes allowed.
+        schemes: &'static [&'static str],
+        /// A port must be given.
+        port_required: bool,
+    },
+}
+
+/// Splits `SCHEME://HOST[:PORT][/PATH]` into (scheme, host, port, path); the
+/// host may be a name, an IPv4 address or a bracketed IPv6 address. `None`
+/// when it is not of that form.
+pub fn split_url(raw: &str) -> Option<(&str, &str, Option<u16>, &str)> {
+    let (scheme, rest) = raw.split_once("://")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        match after {
+            "" => (host, None),
+            p => (host, Some(p.strip_prefix(':')?.parse::<u16>().ok()?)),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, p)) => (host, Some(p.parse::<u16>().ok()?)),
+            None => (authority, None),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:_".contains(c));
+    (host_ok && !scheme.is_empty() && port != Some(0)).then_some((scheme, host, port, path))
+}
+
+fn check_url(schemes: &[&str], port_required: bool, raw: &str) -> bool {
+    raw.is_empty()
+        || split_url(raw).is_some_and(|(scheme, _, port, path)| {
+            schemes.contains(&scheme)
+                && (!port_required || (port.is_some() && path.is_empty()))
+                && !path.chars().any(|c| c.is_whitespace() || c.is_control())
+        })
 }
 
 /// The rule of one name in a [`Kind::HostList`].
@@ -84,6 +128,17 @@ impl Kind {
             ),
             Kind::Bool => "true or false".into(),
             Kind::HostList => format!("a list of host names, each {HOST_NAME_RULE} (empty: none)"),
+            Kind::OptionalUrl {
+                schemes,
+                port_required: true,
+            } => format!(
+                "{}://HOST:PORT (empty = unset)",
+                schemes.join("://HOST:PORT or ")
+            ),
+            Kind::OptionalUrl { schemes, .. } => format!(
+                "a URL {}://HOST[:PORT][/PATH] (empty = unset)",
+                schemes.join("|")
+            ),
         }
     }
 
@@ -102,7 +157,7 @@ impl Kind {
                 "at most {max_len}, ascending, each in ({min}, {max}]"
             )),
             Kind::HostList => Some(format!("each {HOST_NAME_RULE}")),
-            Kind::Text | Kind::OptionalText | Kind::Bool => None,
+            Kind::Text | Kind::OptionalText | Kind::Bool | Kind::OptionalUrl { .. } => None,
         }
     }
 }
@@ -132,7 +187,7 @@ pub struct Refused(pub String);
 pub fn check_toml(kind: Kind, value: &toml::Value) -> Result<Checked, Refused> {
     let refused = || Refused(value.to_string());
     match (kind, value) {
-        (Kind::Text | Kind::OptionalText, toml::Value::String(s)) => {
+        (Kind::Text | Kind::OptionalText | Kind::OptionalUrl { .. }, toml::Value::String(s)) => {
             check_text(kind, s).map_err(|_| refused())
         }
         (Kind::Int { .. }, toml::Value::Integer(i)) => check_int(kind, *i),
@@ -174,6 +229,16 @@ pub fn check_text(kind: Kind, raw: &str) -> Result<Checked, Refused> {
     match kind {
         Kind::Text if raw.trim().is_empty() => Err(refused()),
         Kind::Text | Kind::OptionalText => Ok(Checked::Text(raw.to_string())),
+        Kind::OptionalUrl {
+            schemes,
+            port_required,
+        } => {
+            if check_url(schemes, port_required, raw.trim()) {
+                Ok(Checked::Text(raw.trim().to_string()))
+            } else {
+                Err(refused())
+            }
+        }
         Kind::Int { .. } => check_int(kind, raw.trim().parse().map_err(|_| refused())?),
         Kind::Float { .. } => check_float(kind, raw.trim().parse().map_err(|_| refused())?),
         Kind::NumberList { .. } => {

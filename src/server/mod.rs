@@ -77,6 +77,9 @@ pub enum ServerError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// An alert sink cannot be set up.
+    #[error(transparent)]
+    Alerts(#[from] crate::alerts::AlertError),
     /// Packets were left unstored because the database stayed down through shutdown.
     #[error("shut down with packets unstored (database unavailable); their senders got no verdict and must resend")]
     Unstored,
@@ -153,11 +156,18 @@ pub fn run(config: Config, shutdown: Shutdown, opts: RunOptions) -> Result<(), S
     let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(config.server.queue_capacity);
     let stats = Arc::new(Stats::default());
     let slots = Slots::new(config.server.max_clients);
+    let (alerts, alert_threads) = crate::alerts::start(
+        &config.alerts,
+        pool.clone(),
+        Arc::clone(&stats),
+        shutdown.clone(),
+    )?;
     let handles = Handles {
         pool: pool.clone(),
         models: Arc::clone(&models),
         stats: Arc::clone(&stats),
         shutdown: shutdown.clone(),
+        alerts,
     };
     let (worker, trainer) = start_model_threads(&config, handles, jobs_rx.clone(), stored_total)?;
     {
@@ -220,7 +230,7 @@ pub fn run(config: Config, shutdown: Shutdown, opts: RunOptions) -> Result<(), S
     listener::accept_loop(&listener, &admission);
     drop(admission);
     log::info!("stopped accepting; draining the queue");
-    finish(worker, trainer, web, &shutdown, &stats)
+    finish(worker, trainer, web, alert_threads, &shutdown, &stats)
 }
 
 /// Binds the packet listener; port 0 gets a free port, read back here.
@@ -320,6 +330,7 @@ fn finish(
     worker: JoinHandle<bool>,
     trainer: JoinHandle<()>,
     web: JoinHandle<()>,
+    alerts: Vec<JoinHandle<()>>,
     shutdown: &Shutdown,
     stats: &Stats,
 ) -> Result<(), ServerError> {
@@ -328,6 +339,13 @@ fn finish(
         false
     });
     shutdown.trigger();
+    // The worker's end of the alert queues is gone: each sink sends what is
+    // left (within alerts.shutdown_grace_s if it fails) and ends.
+    for a in alerts {
+        if a.join().is_err() {
+            log::error!("an alert thread panicked");
+        }
+    }
     if trainer.join().is_err() {
         log::error!("the trainer thread panicked");
     }

@@ -66,6 +66,8 @@ pub struct Handles {
     pub stats: Arc<Stats>,
     /// Shutdown flag.
     pub shutdown: Shutdown,
+    /// The alert sinks' queues: each new incident's id goes there.
+    pub alerts: crate::alerts::Alerts,
 }
 
 /// A stored packet waiting for its first score.
@@ -561,13 +563,14 @@ impl Worker {
                 Ok(ids) => {
                     for (&k, (id, closed)) in keys.iter().zip(ids) {
                         let new = g.get(k).is_some_and(|i| i.id.is_none());
+                        g.stored(k, id, closed);
                         if new {
                             if let Some(inc) = g.get(k) {
                                 log::warn!("incident {id} opened: {}", inc.summary);
                             }
                             Stats::add(&stats.incidents_opened, 1);
+                            self.handles.alerts.publish(id);
                         }
-                        g.stored(k, id, closed);
                     }
                     Stats::add(&stats.incident_writes, 1);
                 }

@@ -263,3 +263,42 @@ pub fn counts(c: &mut impl GenericClient) -> Result<Vec<(String, i64)>, StoreErr
     )?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
+
+/// Where sink `sink` stands: the id of the last incident it delivered. A
+/// sink seen for the first time starts at the newest incident (it is not
+/// sent the history).
+pub fn cursor(c: &mut impl GenericClient, sink: &str) -> Result<i64, StoreError> {
+    let row = c.query_one(
+        "INSERT INTO alert_cursors (sink, last_id) \
+         SELECT $1, coalesce(max(id), 0) FROM incidents \
+         ON CONFLICT (sink) DO UPDATE SET sink = EXCLUDED.sink \
+         RETURNING last_id",
+        &[&sink],
+    )?;
+    Ok(row.get(0))
+}
+
+/// Records that sink `sink` delivered incident `id` (and all before it).
+pub fn advance(c: &mut impl GenericClient, sink: &str, id: i64) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE alert_cursors SET last_id = greatest(last_id, $2), updated_at = now() \
+         WHERE sink = $1",
+        &[&sink, &id],
+    )?;
+    Ok(())
+}
+
+/// Incidents with ids above `after`, oldest first, at most `limit`.
+pub fn after(
+    c: &mut impl GenericClient,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<IncidentRow>, StoreError> {
+    Ok(c.query(
+        &format!("SELECT {COLUMNS} FROM incidents WHERE id > $1 ORDER BY id LIMIT $2"),
+        &[&after, &limit],
+    )?
+    .iter()
+    .map(row)
+    .collect())
+}

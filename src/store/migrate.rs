@@ -28,6 +28,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_incidents.sql",
         include_str!("../../sql/0006_incidents.sql"),
     ),
+    (
+        "0007_alert_cursors.sql",
+        include_str!("../../sql/0007_alert_cursors.sql"),
+    ),
 ];
 
 /// Arbitrary key for the advisory lock that keeps two servers from migrating at once.

@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicU64;
 
 use chrono::Utc;
 
-use crate::stats::{Histogram, Stats};
+use crate::stats::{Histogram, SinkStats, Stats, SINK_NAMES};
 
 use super::request::ApiResponse;
 use super::state::WebState;
@@ -27,6 +27,49 @@ fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
         out,
         "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {sum}\n{name}_count {count}"
     );
+}
+
+/// The alert sinks' figures, one line per configured sink.
+fn sinks(out: &mut String, st: &Stats) {
+    type Figure = fn(&SinkStats) -> &AtomicU64;
+    let figures: [(&str, &str, &str, Figure); 4] = [
+        (
+            "netsentinel_alerts_sent_total",
+            "Incidents delivered by each alert sink.",
+            "counter",
+            |s| &s.sent,
+        ),
+        (
+            "netsentinel_alert_failures_total",
+            "Failed delivery attempts of each alert sink (each retried with backoff).",
+            "counter",
+            |s| &s.failures,
+        ),
+        (
+            "netsentinel_alert_queue_overflows_total",
+            "New incidents not queued for a sink because its queue was full; the sink reads them from the incidents table when it catches up (none is lost).",
+            "counter",
+            |s| &s.overflows,
+        ),
+        (
+            "netsentinel_alert_queue_depth",
+            "Incident ids waiting in each sink's queue.",
+            "gauge",
+            |s| &s.queued,
+        ),
+    ];
+    for (name, help, kind, figure) in figures {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (i, sink) in SINK_NAMES.iter().enumerate() {
+            if Stats::get(&st.sinks[i].enabled) == 1 {
+                let _ = writeln!(
+                    out,
+                    "{name}{{sink=\"{sink}\"}} {}",
+                    Stats::get(figure(&st.sinks[i]))
+                );
+            }
+        }
+    }
 }
 
 /// Renders every metric.
@@ -111,6 +154,7 @@ pub fn render(state: &WebState) -> ApiResponse {
     for (name, help, value) in gauges(state) {
         counter(&mut out, name, help, "gauge", value);
     }
+    sinks(&mut out, st);
     let http = state.http_figures();
     let http_counters: [(&str, &str, &str, u64); 5] = [
         (
