@@ -9,6 +9,7 @@ use clap::Parser;
 
 use netsentinel::cli::{
     Cli, Command, ConfigArgs, EvalArgs, EvalPcapArgs, SenderAction, SenderArgs, ServerArgs,
+    SuppressAction, SuppressArgs,
 };
 use netsentinel::client::{self, ClientError, ClientOptions};
 use netsentinel::config::{self, Config, ConfigError};
@@ -105,6 +106,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Demo(args) => Ok(demo::run(config, args.rate, args.anomaly_ratio)?),
         Command::Config(args) => run_config(&config, args),
         Command::Sender(args) => run_sender(&config, args),
+        Command::Suppress(args) => run_suppress(&config, args),
     }
 }
 
@@ -137,6 +139,84 @@ fn run_retrain(config: &Config) -> Result<(), Failure> {
         model.info.contamination
     );
     Ok(())
+}
+
+fn run_suppress(config: &Config, args: SuppressArgs) -> Result<(), Failure> {
+    use netsentinel::incidents::rules;
+    use netsentinel::store::suppressions;
+    let mut c = netsentinel::store::connect(&config.database.url).map_err(ServerError::from)?;
+    match args.action {
+        SuppressAction::Add {
+            source,
+            destination,
+            port,
+            protocol,
+            sender,
+            until,
+            note,
+        } => {
+            let fields = rules::RuleFields {
+                source,
+                destination,
+                port,
+                protocol,
+                sender,
+                until,
+                note,
+            };
+            let rule = rules::check(&fields, chrono::Utc::now())
+                .map_err(|(field, message)| Failure::Usage(format!("--{field}: {message}")))?;
+            let row = suppressions::create(&mut c, &rule, "cli").map_err(ServerError::from)?;
+            println!("{}", row.id);
+            eprintln!(
+                "suppression rule {} added{}; it suppressed {} open or acknowledged incident(s) now",
+                row.id,
+                row.until
+                    .map(|u| format!(" until {}", u.to_rfc3339()))
+                    .unwrap_or_default(),
+                row.suppressed
+            );
+            Ok(())
+        }
+        SuppressAction::List => {
+            let all = suppressions::list(&mut c).map_err(ServerError::from)?;
+            if all.is_empty() {
+                eprintln!("no suppression rule: every incident is sent to the alert sinks");
+            }
+            println!(
+                "id\tsource\tdestination\tport\tprotocol\tsender\tuntil\tactive\tsuppressed\tnote"
+            );
+            let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+            for r in all {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    r.id,
+                    dash(r.source),
+                    dash(r.destination),
+                    dash(r.port.map(|p| p.to_string())),
+                    dash(r.protocol),
+                    dash(r.sender),
+                    dash(r.until.map(|u| u.to_rfc3339())),
+                    if r.active { "yes" } else { "expired" },
+                    r.suppressed,
+                    r.note.replace(['\t', '\n'], " ")
+                );
+            }
+            Ok(())
+        }
+        SuppressAction::Remove { id } => {
+            if suppressions::delete(&mut c, id).map_err(ServerError::from)? {
+                eprintln!(
+                    "suppression rule {id} removed; the incidents it suppressed stay suppressed"
+                );
+                Ok(())
+            } else {
+                Err(Failure::Usage(format!(
+                    "no suppression rule with id {id}; see `netsentinel suppress list`"
+                )))
+            }
+        }
+    }
 }
 
 fn run_sender(config: &Config, args: SenderArgs) -> Result<(), Failure> {

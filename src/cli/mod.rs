@@ -62,6 +62,63 @@ pub enum Command {
     /// registered names with their token (`add` prints a new token once; only
     /// its SHA-256 is stored).
     Sender(SenderArgs),
+    /// Suppression rules ("this is normal"): an incident a rule matches is
+    /// stored as suppressed, counted and listed but sent to no alert sink.
+    Suppress(SuppressArgs),
+}
+
+/// `netsentinel suppress`.
+#[derive(Debug, Args)]
+pub struct SuppressArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: SuppressAction,
+    /// PostgreSQL URL [default: database.url, or DATABASE_URL].
+    #[arg(long, value_name = "URL", global = true)]
+    pub database_url: Option<String>,
+}
+
+/// `netsentinel suppress add|list|remove`.
+#[derive(Debug, Subcommand)]
+pub enum SuppressAction {
+    /// Add a rule; every field given must match the packet that opened an
+    /// incident. Open and acknowledged incidents it matches are suppressed now.
+    #[command(
+        after_help = "Examples:\n  netsentinel suppress add --source 10.0.0.2 --protocol UDP --note 'our DNS server'\n  \
+                            netsentinel suppress add --destination 10.0.1.0/24 --port 22 --until 7d\n  \
+                            netsentinel suppress add --sender lab-sensor --until 2026-12-31T00:00:00Z"
+    )]
+    Add {
+        /// Client side of the conversation (the host of a `source`
+        /// incident): an address or network, e.g. 10.0.3.66 or 10.0.0.0/8.
+        #[arg(long, value_name = "CIDR")]
+        source: Option<String>,
+        /// Server side (the host of a `target` incident): an address or network.
+        #[arg(long, value_name = "CIDR")]
+        destination: Option<String>,
+        /// Server-side port.
+        #[arg(long, value_name = "PORT")]
+        port: Option<i64>,
+        /// Protocol (TCP, UDP, ICMP, HTTP, …).
+        #[arg(long, value_name = "NAME")]
+        protocol: Option<String>,
+        /// Sender name (one of the incident's senders).
+        #[arg(long, value_name = "NAME")]
+        sender: Option<String>,
+        /// Stop applying then: an RFC 3339 time or a duration (30m, 12h, 7d).
+        #[arg(long, value_name = "WHEN")]
+        until: Option<String>,
+        /// Why (shown with the rule).
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+    },
+    /// List the rules, newest first, with how many incidents each suppressed.
+    List,
+    /// Delete rule ID (the incidents it suppressed stay suppressed).
+    Remove {
+        /// The rule's id, from `netsentinel suppress list`.
+        id: i64,
+    },
 }
 
 /// `netsentinel sender`.
@@ -128,6 +185,9 @@ impl Command {
                 ),
             ],
             Command::Sender(a) => vec![("database.url", a.database_url.as_ref(), "--database-url")],
+            Command::Suppress(a) => {
+                vec![("database.url", a.database_url.as_ref(), "--database-url")]
+            }
             Command::Client(_) | Command::Config(_) | Command::EvalPcap(_) => vec![],
         };
         flags

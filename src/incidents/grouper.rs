@@ -166,6 +166,19 @@ pub struct Peak {
     pub packet: Packet,
 }
 
+/// The packet that opened an incident, as suppression rules see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Opening {
+    /// The client side of its conversation.
+    pub client: IpAddr,
+    /// The server side.
+    pub server: IpAddr,
+    /// The server-side port.
+    pub server_port: Option<u16>,
+    /// Its protocol.
+    pub protocol: String,
+}
+
 /// An incident as the worker keeps it while its anomalies keep coming.
 #[derive(Debug, Clone)]
 pub struct Incident {
@@ -178,6 +191,9 @@ pub struct Incident {
     /// Row id of the packet that opened it (unique: it names the incident
     /// before it has an id, so a retried write never stores it twice).
     pub first_packet: i64,
+    /// The opening packet's client and server ends, server-side port and
+    /// protocol (what suppression rules are matched against).
+    pub opening: Opening,
     /// Packet time of its first and last anomalous packets.
     pub first_seen: DateTime<Utc>,
     /// See `first_seen`.
@@ -416,7 +432,13 @@ impl Grouper {
                 if enough || score >= self.settings.open_score {
                     let role = if i == 0 { Role::Source } else { Role::Target };
                     let peer = if i == 0 { server } else { client };
-                    self.open(seen, h, role, peer, server_port, t);
+                    let opening = Opening {
+                        client,
+                        server,
+                        server_port,
+                        protocol: p.protocol.clone(),
+                    };
+                    self.open(seen, h, role, peer, opening, t);
                     opened = true;
                     break;
                 }
@@ -467,9 +489,10 @@ impl Grouper {
         h: IpAddr,
         role: Role,
         peer: IpAddr,
-        port: Option<u16>,
+        opening: Opening,
         t: f64,
     ) {
+        let port = opening.server_port;
         let key = self.next_key;
         self.next_key += 1;
         let score = seen.score.unwrap_or(f64::NEG_INFINITY);
@@ -478,6 +501,7 @@ impl Grouper {
             host: h,
             role,
             first_packet: seen.id,
+            opening,
             first_seen: seen.time,
             last_seen: seen.time,
             packets: 0,

@@ -11,9 +11,11 @@
 //! `incidents.gap_s`. See [`grouper`] for the rules and why.
 //!
 //! The incident's words come from the model's explanation (#9) of its
-//! highest-scoring packet: [`explain`].
+//! highest-scoring packet: [`explain`]. What a person says is normal is a
+//! suppression rule: [`rules`].
 
 pub mod explain;
 pub mod grouper;
+pub mod rules;
 
-pub use grouper::{Grouper, Incident, Role, Seen};
+pub use grouper::{Grouper, Incident, Opening, Role, Seen};

@@ -561,16 +561,23 @@ impl Worker {
             drop(list);
             match written {
                 Ok(ids) => {
-                    for (&k, (id, closed)) in keys.iter().zip(ids) {
+                    for (&k, (id, status)) in keys.iter().zip(ids) {
                         let new = g.get(k).is_some_and(|i| i.id.is_none());
-                        g.stored(k, id, closed);
                         if new {
                             if let Some(inc) = g.get(k) {
-                                log::warn!("incident {id} opened: {}", inc.summary);
+                                if status == "suppressed" {
+                                    log::info!(
+                                        "incident {id} opened, suppressed by a rule: {}",
+                                        inc.summary
+                                    );
+                                } else {
+                                    log::warn!("incident {id} opened: {}", inc.summary);
+                                }
                             }
                             Stats::add(&stats.incidents_opened, 1);
                             self.handles.alerts.publish(id);
                         }
+                        g.stored(k, id, status == "closed");
                     }
                     Stats::add(&stats.incident_writes, 1);
                 }

@@ -20,12 +20,20 @@ pub const STATUSES: [&str; 4] = ["open", "acknowledged", "suppressed", "closed"]
 /// Peers and ports listed per incident.
 const TOP: usize = 10;
 
-/// Writes `incidents` in one transaction; for each, its id and whether a
-/// person closed it meanwhile.
+/// When suppression rule `r` matches incident `i` (SQL, with those aliases).
+pub const MATCHES: &str = "(r.until IS NULL OR r.until > now()) \
+     AND (r.source IS NULL OR i.client_addr <<= r.source) \
+     AND (r.destination IS NULL OR i.server_addr <<= r.destination) \
+     AND (r.port IS NULL OR i.server_port = r.port) \
+     AND (r.protocol IS NULL OR upper(i.protocol) = r.protocol) \
+     AND (r.sender IS NULL OR r.sender = ANY(i.senders))";
+
+/// Writes `incidents` in one transaction; for each, its id and status (a
+/// person may have closed it meanwhile; a rule suppresses a new one).
 pub fn write(
     c: &mut impl GenericClient,
     incidents: &[&Incident],
-) -> Result<Vec<(i64, bool)>, StoreError> {
+) -> Result<Vec<(i64, String)>, StoreError> {
     let mut tx = c.transaction()?;
     // A stored incident is updated by its id, so no id is drawn for it; a new
     // one is inserted, and a retry of an insert whose commit was lost updates.
@@ -40,10 +48,21 @@ pub fn write(
     let insert = tx.prepare(&format!(
         "INSERT INTO incidents (first_packet, host, role, kind, first_seen, last_seen, packets, \
              bytes, peers, peers_overflow, ports, ports_overflow, top_peers, top_ports, senders, \
-             peak_score, peak_packet, model_id, summary, reasons) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+             peak_score, peak_packet, model_id, summary, reasons, client_addr, server_addr, \
+             server_port, protocol) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+                 $21, $22, $23, $24) \
          ON CONFLICT (first_packet) DO UPDATE SET {set} \
          RETURNING id, status"
+    ))?;
+    // A new incident a rule matches is suppressed in the same transaction,
+    // so no sink ever sees it open.
+    let suppress = tx.prepare(&format!(
+        "UPDATE incidents i SET status = 'suppressed', status_changed_at = now(), \
+             suppressed_by = (SELECT r.id FROM suppression_rules r WHERE {MATCHES} ORDER BY r.id LIMIT 1) \
+         WHERE i.id = $1 AND i.status = 'open' \
+           AND EXISTS (SELECT 1 FROM suppression_rules r WHERE {MATCHES}) \
+         RETURNING status"
     ))?;
     let mut out = Vec::with_capacity(incidents.len());
     for inc in incidents {
@@ -86,12 +105,27 @@ pub fn write(
             Some(_) => tx.query_opt(&update, &params)?,
             None => None,
         };
-        let row = match updated {
-            Some(row) => row,
-            None => tx.query_one(&insert, &params)?,
+        let server_port = inc.opening.server_port.map(i32::from);
+        let (id, mut status): (i64, String) = match updated {
+            Some(row) => (row.get(0), row.get(1)),
+            None => {
+                let mut all = params.to_vec();
+                all.extend_from_slice(&[
+                    &inc.opening.client as &(dyn ToSql + Sync),
+                    &inc.opening.server,
+                    &server_port,
+                    &inc.opening.protocol,
+                ]);
+                let row = tx.query_one(&insert, &all)?;
+                (row.get(0), row.get(1))
+            }
         };
-        let status: String = row.get(1);
-        out.push((row.get(0), status == "closed"));
+        if inc.id.is_none() {
+            if let Some(row) = tx.query_opt(&suppress, &[&id])? {
+                status = row.get(0);
+            }
+        }
+        out.push((id, status));
     }
     tx.commit()?;
     Ok(out)
@@ -154,13 +188,20 @@ pub struct IncidentRow {
     pub opened_at: DateTime<Utc>,
     /// Last change by the worker.
     pub updated_at: DateTime<Utc>,
-    /// Last status change by a person.
+    /// Last status change by a person (or a suppression rule).
     pub status_changed_at: Option<DateTime<Utc>>,
+    /// The suppression rule that suppressed it, if one did.
+    pub suppressed_by: Option<i64>,
+    /// The opening packet's protocol and server-side port.
+    pub protocol: Option<String>,
+    /// See `protocol`.
+    pub server_port: Option<i32>,
 }
 
 const COLUMNS: &str = "id, host(host), role, kind, status, first_seen, last_seen, packets, bytes, \
      peers, peers_overflow, ports, ports_overflow, top_peers, top_ports, senders, peak_score, \
-     peak_packet, model_id, summary, reasons, opened_at, updated_at, status_changed_at";
+     peak_packet, model_id, summary, reasons, opened_at, updated_at, status_changed_at, \
+     suppressed_by, protocol, server_port";
 
 fn row(r: &postgres::Row) -> IncidentRow {
     IncidentRow {
@@ -188,6 +229,9 @@ fn row(r: &postgres::Row) -> IncidentRow {
         opened_at: r.get(21),
         updated_at: r.get(22),
         status_changed_at: r.get(23),
+        suppressed_by: r.get(24),
+        protocol: r.get(25),
+        server_port: r.get(26),
     }
 }
 

@@ -32,6 +32,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_alert_cursors.sql",
         include_str!("../../sql/0007_alert_cursors.sql"),
     ),
+    (
+        "0008_suppression_rules.sql",
+        include_str!("../../sql/0008_suppression_rules.sql"),
+    ),
 ];
 
 /// Arbitrary key for the advisory lock that keeps two servers from migrating at once.

@@ -5,7 +5,8 @@
 //!   and the reads exactly-once needs;
 //! - [`incidents`]: the incidents the worker groups, and a person's status on them;
 //! - [`models`]: stored models and the training query;
-//! - [`queries`]: the dashboard's reads (totals, time series, packet pages).
+//! - [`queries`]: the dashboard's reads (totals, time series, packet pages);
+//! - [`suppressions`]: a person's suppression rules.
 //!
 //! Every function takes a connection or the pool and returns [`StoreError`];
 //! nothing here knows about sockets or threads.
@@ -16,6 +17,7 @@ pub mod migrate;
 pub mod models;
 pub mod queries;
 pub mod senders;
+pub mod suppressions;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -27,15 +27,16 @@ pub struct Access {
 }
 
 /// The endpoints that change state (POST only), besides a person's actions
-/// on incidents (`POST /api/incidents/ID/ACTION`, see [`is_write`]).
-pub const WRITE_PATHS: &[&str] = &["/api/retrain"];
+/// on incidents and rules (`POST /api/incidents/ID/ACTION`,
+/// `POST /api/suppressions/ID/delete`, see [`is_write`]).
+pub const WRITE_PATHS: &[&str] = &["/api/retrain", "/api/suppressions"];
 
 /// True for a POST path that changes state.
 pub fn is_write(path: &str) -> bool {
     WRITE_PATHS.contains(&path)
-        || path
-            .strip_prefix("/api/incidents/")
-            .is_some_and(|rest| rest.contains('/'))
+        || ["/api/incidents/", "/api/suppressions/"]
+            .iter()
+            .any(|p| path.strip_prefix(p).is_some_and(|rest| rest.contains('/')))
 }
 
 /// `None` when the request may go on; else the answer that refuses it.

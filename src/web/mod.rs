@@ -93,9 +93,20 @@ pub fn serve(server: tiny_http::Server, state: Arc<WebState>) {
                 continue;
             }
         };
-        // No route takes a body; it was read (bounded) by the connection's
-        // thread and is dropped with the request.
+        let mut request = request;
         let mut req = ApiRequest::new(request.method().as_str(), request.url());
+        if req.method == "POST" {
+            // Read whole (at most MAX_BODY) by the connection's thread already.
+            let mut body = Vec::new();
+            if std::io::Read::read_to_end(
+                &mut std::io::Read::take(request.as_reader(), MAX_BODY as u64),
+                &mut body,
+            )
+            .is_ok()
+            {
+                req.body = body;
+            }
+        }
         let header = |name: &str| {
             request
                 .headers()

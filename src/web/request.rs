@@ -27,6 +27,8 @@ pub struct ApiRequest {
     pub origin: Option<String>,
     /// The `Content-Type` header, if any.
     pub content_type: Option<String>,
+    /// The body (read whole and bounded by the HTTP layer; empty for GET).
+    pub body: Vec<u8>,
 }
 
 impl ApiRequest {

@@ -5,9 +5,10 @@
 use serde_json::json;
 
 use crate::detector::Subject;
+use crate::incidents::rules;
 use crate::protocol::is_valid_protocol_name;
 use crate::stats::Stats;
-use crate::store::{incidents as incident_store, queries, StoreError};
+use crate::store::{incidents as incident_store, queries, suppressions, StoreError};
 use crate::trainer::{self, TrainError};
 
 use super::assets;
@@ -33,6 +34,7 @@ const API_PATHS: &[&str] = &[
     "/api/timeseries",
     "/api/clients",
     "/api/incidents",
+    "/api/suppressions",
     "/api/retrain",
     "/metrics",
     "/healthz",
@@ -60,17 +62,26 @@ pub fn route(req: &ApiRequest, state: &WebState) -> ApiResponse {
         (_, "POST", p) if p.starts_with("/api/incidents/") && p[15..].contains('/') => {
             incident_action(req, state, &p["/api/incidents/".len()..])
         }
+        (true, _, "/api/suppressions") => suppression_list(req, state),
+        (_, "POST", "/api/suppressions") => suppression_create(req, state),
+        (_, "POST", p) if p.starts_with("/api/suppressions/") && p[18..].contains('/') => {
+            suppression_action(req, state, &p["/api/suppressions/".len()..])
+        }
         (_, "POST", "/api/retrain") => retrain(req, state),
         (true, _, "/metrics") => metrics::render(state),
         (true, _, "/healthz") => healthz(state),
         (_, _, p)
             if API_PATHS.contains(&p)
                 || p.starts_with("/api/packets/")
-                || p.starts_with("/api/incidents/") =>
+                || p.starts_with("/api/incidents/")
+                || p.starts_with("/api/suppressions/") =>
         {
-            let action = p.starts_with("/api/incidents/") && p[15..].contains('/');
+            let action = (p.starts_with("/api/incidents/") && p[15..].contains('/'))
+                || p.starts_with("/api/suppressions/");
             let allowed = if p == "/api/retrain" || action {
                 "POST"
+            } else if p == "/api/suppressions" {
+                "GET, POST"
             } else {
                 "GET"
             };
@@ -475,11 +486,13 @@ fn incident_action(req: &ApiRequest, state: &WebState, rest: &str) -> ApiRespons
         "acknowledge" => "acknowledged",
         "close" => "closed",
         "reopen" => "open",
+        "suppress" => return incident_suppress(req, state, id),
         other => {
             return ApiResponse::error(
                 404,
                 format!(
-                    "no such action on an incident: {other:?}; use acknowledge, close or reopen"
+                    "no such action on an incident: {other:?}; use acknowledge, close, reopen \
+                     or suppress"
                 ),
                 None,
             )
@@ -491,6 +504,143 @@ fn incident_action(req: &ApiRequest, state: &WebState, rest: &str) -> ApiRespons
             ApiResponse::json(200, &json!({ "incident": row }))
         }
         Ok(None) => ApiResponse::error(404, format!("no incident with id {id}"), None),
+        Err(e) => store_error(e),
+    }
+}
+
+/// The JSON object of a write's body (empty: `{}`), or the 400 answer.
+fn body_fields(req: &ApiRequest) -> Result<rules::RuleFields, ApiResponse> {
+    if req.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(rules::RuleFields::default());
+    }
+    serde_json::from_slice(&req.body).map_err(|e| {
+        ApiResponse::error(
+            400,
+            format!(
+                "the body must be a JSON object with any of source, destination, port, \
+                 protocol, sender, until, note: {e}"
+            ),
+            Some("body"),
+        )
+    })
+}
+
+fn suppression_list(req: &ApiRequest, state: &WebState) -> ApiResponse {
+    if let Err(r) = Params::parse(&req.query, &[]) {
+        return r;
+    }
+    match state.with_db(suppressions::list) {
+        Ok(rules) => ApiResponse::json(200, &json!({ "rules": rules })),
+        Err(e) => store_error(e),
+    }
+}
+
+fn rule_error((field, message): (&str, String)) -> ApiResponse {
+    ApiResponse::error(400, message, Some(field))
+}
+
+/// `POST /api/suppressions` with a JSON rule. Who may write was checked by
+/// the guard before routing.
+fn suppression_create(req: &ApiRequest, state: &WebState) -> ApiResponse {
+    if let Err(r) = Params::parse(&req.query, &[]) {
+        return r;
+    }
+    let fields = match body_fields(req) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let rule = match rules::check(&fields, chrono::Utc::now()) {
+        Ok(r) => r,
+        Err(e) => return rule_error(e),
+    };
+    match state.with_db(|c| suppressions::create(c, &rule, "api")) {
+        Ok(row) => {
+            log::info!("suppression rule {} created from the dashboard API", row.id);
+            ApiResponse::json(201, &json!({ "rule": row }))
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+/// `POST /api/suppressions/ID/delete`.
+fn suppression_action(req: &ApiRequest, state: &WebState, rest: &str) -> ApiResponse {
+    if let Err(r) = Params::parse(&req.query, &[]) {
+        return r;
+    }
+    let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
+    let Some(id) = id.parse::<i64>().ok().filter(|n| *n > 0) else {
+        return ApiResponse::error(
+            400,
+            format!("rule id must be a positive integer, got {id:?}"),
+            Some("id"),
+        );
+    };
+    if action != "delete" {
+        return ApiResponse::error(
+            404,
+            format!("no such action on a rule: {action:?}; use delete"),
+            None,
+        );
+    }
+    match state.with_db(|c| suppressions::delete(c, id)) {
+        Ok(true) => {
+            log::info!("suppression rule {id} deleted from the dashboard API");
+            ApiResponse::json(200, &json!({ "deleted": id }))
+        }
+        Ok(false) => ApiResponse::error(404, format!("no suppression rule with id {id}"), None),
+        Err(e) => store_error(e),
+    }
+}
+
+/// `POST /api/incidents/ID/suppress` ("this is normal"): a rule for the
+/// incident's host (its client side for a `source` incident, with its
+/// protocol; its server side and port for a `target` one), optionally with
+/// `until` and `note` in the body; the incident is suppressed with it.
+fn incident_suppress(req: &ApiRequest, state: &WebState, id: i64) -> ApiResponse {
+    let extra = match body_fields(req) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let incident = match state.with_db(|c| incident_store::get(c, id)) {
+        Ok(Some(i)) => i,
+        Ok(None) => return ApiResponse::error(404, format!("no incident with id {id}"), None),
+        Err(e) => return store_error(e),
+    };
+    let mut fields = rules::RuleFields {
+        until: extra.until,
+        note: Some(
+            extra
+                .note
+                .unwrap_or_else(|| format!("this is normal: incident {id} ({})", incident.host)),
+        ),
+        ..rules::RuleFields::default()
+    };
+    if incident.role == "source" {
+        fields.source = Some(incident.host.clone());
+        fields.protocol = incident.protocol.clone();
+    } else {
+        fields.destination = Some(incident.host.clone());
+        fields.port = incident.server_port.map(i64::from);
+    }
+    let rule = match rules::check(&fields, chrono::Utc::now()) {
+        Ok(r) => r,
+        Err(e) => return rule_error(e),
+    };
+    let made = state.with_db(|c| {
+        let rule = suppressions::create(c, &rule, "dashboard")?;
+        // The incident itself, whatever its status (even closed).
+        c.execute(
+            "UPDATE incidents SET status = 'suppressed', suppressed_by = $2, \
+             status_changed_at = now() WHERE id = $1 AND status <> 'suppressed'",
+            &[&id, &rule.id],
+        )?;
+        Ok((rule, incident_store::get(c, id)?))
+    });
+    match made {
+        Ok((rule, incident)) => {
+            log::info!("incident {id} marked normal: suppression rule {}", rule.id);
+            ApiResponse::json(200, &json!({ "incident": incident, "rule": rule }))
+        }
         Err(e) => store_error(e),
     }
 }
