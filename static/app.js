@@ -101,7 +101,7 @@ function renderPackets(rows) {
     tr.dataset.id = String(p.id);
     if (p.anomaly) tr.classList.add("anomaly");
     const cells = [
-      new Date(p.timestamp).toLocaleTimeString([], { hour12: false }),
+      when(p.timestamp),
       p.client,
       p.src_port == null ? p.source_ip : `${p.source_ip}:${p.src_port}`,
       p.dst_port == null ? p.dest_ip : `${p.dest_ip}:${p.dst_port}`,
@@ -144,11 +144,114 @@ async function loadPackets() {
   renderPackets(data.packets);
 }
 
+/** A time as the table shows it: the clock, with the date when not today. */
+function when(iso) {
+  const d = new Date(iso);
+  const time = d.toLocaleTimeString([], { hour12: false });
+  return d.toDateString() === new Date().toDateString()
+    ? time
+    : `${d.toLocaleDateString("en-CA")} ${time}`;
+}
+
+/** POST as this page (JSON, same origin), with the dashboard token if one was given. */
+async function postJSON(path, body) {
+  const send = () => {
+    const headers = { "Content-Type": "application/json", Accept: "application/json" };
+    const token = sessionStorage.getItem("netsentinel-token");
+    if (token) headers.Authorization = "Bearer " + token;
+    return fetch(path, { method: "POST", headers, body: JSON.stringify(body || {}) });
+  };
+  let r = await send();
+  if (r.status === 401) {
+    const token = window.prompt("This server needs the dashboard token (dashboard.token):");
+    if (token) {
+      sessionStorage.setItem("netsentinel-token", token);
+      r = await send();
+    }
+  }
+  const out = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(out.error || `${r.status} ${r.statusText}`);
+  return out;
+}
+
+async function incidentAction(inc, action) {
+  if (action === "suppress") {
+    const what = inc.role === "source"
+      ? `from ${inc.host}${inc.protocol ? " over " + inc.protocol : ""}`
+      : `against ${inc.host}${inc.server_port != null ? " port " + inc.server_port : ""}`;
+    if (!window.confirm(`Treat incidents ${what} as normal from now on (a suppression rule)?`)) return;
+  }
+  try {
+    await postJSON(`/api/incidents/${inc.id}/${action}`, {});
+    await loadIncidents();
+  } catch (e) {
+    setStatus(`cannot ${action} incident ${inc.id}: ${e.message}`, true);
+  }
+}
+
+function renderIncidents(data) {
+  const c = data.counts || {};
+  $("inc-counts").textContent =
+    `${fmt(c.open || 0)} open · ${fmt(c.acknowledged || 0)} acknowledged · ` +
+    `${fmt(c.suppressed || 0)} suppressed · ${fmt(c.closed || 0)} closed`;
+  const list = $("inc-list");
+  const fresh = document.createDocumentFragment();
+  for (const inc of data.incidents) {
+    const li = document.createElement("li");
+    li.dataset.id = String(inc.id);
+    li.className = inc.status;
+    const what = document.createElement("div");
+    what.className = "what";
+    const host = document.createElement("span");
+    host.className = "host";
+    host.textContent = inc.host;
+    const kind = document.createElement("span");
+    kind.className = "kind";
+    kind.textContent = `${inc.role} · ${inc.kind}`;
+    const span = document.createElement("span");
+    span.className = "muted";
+    span.textContent = `${when(inc.first_seen)} – ${when(inc.last_seen)} · ${fmt(inc.packets)} packets`;
+    const state = document.createElement("span");
+    state.className = "state";
+    state.textContent = `#${inc.id} ${inc.status}`;
+    what.append(host, kind, span, state);
+    const summary = document.createElement("p");
+    summary.className = "summary";
+    summary.textContent = inc.summary;
+    const actions = document.createElement("div");
+    actions.className = "actions";
+    const button = (label, action, quiet) => {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = label;
+      b.dataset.action = action;
+      if (quiet) b.className = "quiet";
+      b.addEventListener("click", () => incidentAction(inc, action));
+      actions.appendChild(b);
+    };
+    if (inc.status === "open") button("Acknowledge", "acknowledge");
+    button("This is normal", "suppress", true);
+    button("Close", "close", true);
+    li.append(what, actions, summary);
+    fresh.appendChild(li);
+  }
+  list.replaceChildren(fresh);
+  $("inc-empty").hidden = data.incidents.length > 0;
+}
+
+async function loadIncidents() {
+  const statuses = $("inc-acked").checked ? "open,acknowledged" : "open";
+  renderIncidents(await getJSON(`/api/incidents?status=${statuses}&limit=20`));
+}
+
+// When the API last answered, for the "unreachable" banner.
+let lastGood = null;
+
 async function refresh(full) {
   try {
     const stats = await getJSON("/api/stats");
     renderStats(stats);
-    const jobs = [getJSON("/api/protocols").then((d) => {
+    const jobs = [loadIncidents(), getJSON("/api/protocols").then((d) => {
       NSCharts.protocolChart($("protocol-chart"), d.protocols);
       fillSelect($("f-protocol"), d.protocols.map((p) => p.protocol));
     })];
@@ -159,9 +262,16 @@ async function refresh(full) {
     // Older pages stay put; the newest page follows the traffic.
     if (full || state.before === null) jobs.push(loadPackets());
     await Promise.all(jobs);
-    setStatus("updated " + new Date().toLocaleTimeString([], { hour12: false }));
+    lastGood = new Date();
+    $("unreachable").hidden = true;
+    setStatus("updated " + lastGood.toLocaleTimeString([], { hour12: false }));
   } catch (e) {
     setStatus("cannot reach the server: " + e.message, true);
+    const banner = $("unreachable");
+    banner.textContent = lastGood
+      ? `Server unreachable — figures from ${lastGood.toLocaleTimeString([], { hour12: false })}`
+      : "Server unreachable — no figures yet";
+    banner.hidden = false;
   }
   state.tick += 1;
 }
@@ -292,6 +402,7 @@ async function retrain() {
 }
 
 $("auto").addEventListener("change", schedule);
+$("inc-acked").addEventListener("change", () => loadIncidents().catch((e) => setStatus(e.message, true)));
 $("retrain").addEventListener("click", retrain);
 $("f-protocol").addEventListener("change", restartPaging);
 $("f-anomalies").addEventListener("change", restartPaging);

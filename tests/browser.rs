@@ -1,7 +1,10 @@
 //! The dashboard in a real headless Chromium (issue #5): start a server, send
 //! packets, load the page, watch totals and table update, filter, open an
 //! explanation, retrain, check that an HTML-looking sender name stays text.
-//! The browser is driven by tests/browser/dashboard.mjs (playwright-core with
+//! And the incidents panel (issue #12): a port scan's incident shows within
+//! 2 s, is acknowledged and marked normal, and the page says when the server
+//! stops answering. The browser is driven by tests/browser/dashboard.mjs and
+//! tests/browser/incidents.mjs (playwright-core with
 //! Debian's /usr/bin/chromium). Skips, saying why, when node, Chromium or
 //! playwright-core are missing, unless BROWSER_TEST_REQUIRED=1 (as in
 //! .ci/run), where a missing piece fails the test.
@@ -82,5 +85,43 @@ fn dashboard_in_headless_chromium() {
             "SELECT count(*) FROM packets WHERE client = '{XSS_NAME}'"
         )),
         40
+    );
+}
+
+#[test]
+fn incidents_panel_in_headless_chromium() {
+    if let Some(why) = missing_prerequisite() {
+        if std::env::var("BROWSER_TEST_REQUIRED").as_deref() == Ok("1") {
+            panic!("browser test required but {why}");
+        }
+        println!("SKIPPED: {why}");
+        return;
+    }
+    let db = TestDb::new("browser_incidents");
+    let server = TestServer::start(&db, &[]);
+    let out = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/incidents.mjs"))
+        .env(
+            "DASHBOARD_URL",
+            format!("http://127.0.0.1:{}/", server.dashboard_port),
+        )
+        .env("INGEST_PORT", server.port.to_string())
+        .env("NETSENTINEL_BIN", env!("CARGO_BIN_EXE_netsentinel"))
+        .env("SERVER_PID", server.child.id().to_string())
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{stdout}\n{}\nserver log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log_text()
+    );
+    assert!(stdout.contains("incidents browser test passed"));
+    // The suppression the page made is stored.
+    assert_eq!(
+        db.count("SELECT count(*) FROM incidents WHERE status = 'suppressed' AND suppressed_by IS NOT NULL"),
+        1
     );
 }

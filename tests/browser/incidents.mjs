@@ -1,0 +1,88 @@
+// The incidents panel in headless Chromium, the way a person uses it. Run by
+// tests/browser.rs, which starts the server. Environment:
+//   DASHBOARD_URL    http://127.0.0.1:PORT/
+//   INGEST_PORT      the server's packet port
+//   NETSENTINEL_BIN  the netsentinel binary (to run a port scan scenario)
+//   SERVER_PID       the server's pid (stopped at the end: the page must say so)
+//   CHROMIUM         browser binary (default /usr/bin/chromium)
+import { spawn } from "node:child_process";
+import { chromium } from "playwright-core";
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set`);
+  return v;
+};
+const url = env("DASHBOARD_URL");
+const ingestPort = env("INGEST_PORT");
+const bin = env("NETSENTINEL_BIN");
+const serverPid = Number(env("SERVER_PID"));
+
+function step(text) {
+  console.log(`- ${text}`);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-sync"],
+});
+const errors = [];
+const dialogs = [];
+try {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  page.on("dialog", async (d) => {
+    dialogs.push(`${d.type()}: ${d.message()}`);
+    if (d.type() === "confirm") await d.accept();
+    else await d.dismiss();
+  });
+  page.on("pageerror", (e) => errors.push(e.message));
+
+  step("load the page: no incident yet");
+  await page.goto(url);
+  await page.waitForSelector("#inc-empty:not([hidden])", { timeout: 10000 });
+
+  step("a port scan starts: its incident appears within 2 s of opening");
+  const client = spawn(bin, ["client", "scan", "--scenario", "portscan", "--count", "30000", "--seed", "4",
+    "--server", `127.0.0.1:${ingestPort}`, "--json"], { stdio: ["ignore", "ignore", "inherit"] });
+  const clientDone = new Promise((resolve) => client.on("exit", resolve));
+  const item = await page.waitForSelector("#inc-list li", { timeout: 60000 });
+  const shownAt = Date.now();
+  const id = await item.getAttribute("data-id");
+  const detail = await page.evaluate(async (id) => (await (await fetch(`/api/incidents/${id}`)).json()).incident, id);
+  const lag = shownAt - Date.parse(detail.opened_at);
+  console.log(`  incident ${id} on ${detail.host} shown ${lag} ms after it opened`);
+  if (lag > 2000) throw new Error(`the incident showed ${lag} ms after it opened`);
+  const text = await item.textContent();
+  if (!text.includes("10.0.3.66") || !/anomalous packets/.test(text)) throw new Error(`unexpected incident: ${text}`);
+  if ((await clientDone) !== 0) throw new Error("the scan client failed");
+
+  step("acknowledge it");
+  await page.click(`#inc-list li[data-id="${id}"] button[data-action="acknowledge"]`);
+  await page.waitForSelector(`#inc-list li.acknowledged[data-id="${id}"]`, { timeout: 10000 });
+  if (!(await page.textContent(`#inc-list li[data-id="${id}"] .state`)).includes("acknowledged")) {
+    throw new Error("the state does not say acknowledged");
+  }
+
+  step("this is normal: a rule suppresses it and it leaves the panel");
+  await page.click(`#inc-list li[data-id="${id}"] button[data-action="suppress"]`);
+  await page.waitForFunction((id) => !document.querySelector(`#inc-list li[data-id="${id}"]`), id, { timeout: 10000 });
+  await page.waitForFunction(() => /1 suppressed/.test(document.getElementById("inc-counts").textContent), null, { timeout: 10000 });
+  const rules = await page.evaluate(async () => (await (await fetch("/api/suppressions")).json()).rules);
+  if (rules.length !== 1 || rules[0].source !== "10.0.3.66/32") throw new Error(`rules: ${JSON.stringify(rules)}`);
+  if (!dialogs.some((d) => d.startsWith("confirm") && d.includes("10.0.3.66"))) throw new Error(`no confirmation asked: ${dialogs}`);
+
+  step("the server stops: the page says so, with the time of its figures");
+  process.kill(serverPid, "SIGTERM");
+  await page.waitForFunction(() => {
+    const b = document.getElementById("unreachable");
+    return !b.hidden && /^Server unreachable — figures from \d\d:\d\d:\d\d$/.test(b.textContent);
+  }, null, { timeout: 15000 });
+  console.log(`  banner: ${await page.textContent("#unreachable")}`);
+
+  const unexpected = dialogs.filter((d) => !d.startsWith("confirm"));
+  if (unexpected.length > 0) throw new Error(`unexpected dialogs: ${unexpected.join("; ")}`);
+  if (errors.length > 0) throw new Error(`page errors: ${errors.join("; ")}`);
+  console.log("incidents browser test passed");
+} finally {
+  await browser.close();
+}
