@@ -1,7 +1,8 @@
 //! Dashboard API latency with a large table (issue #5): 10 million rows in
 //! `packets` (written with binary COPY, counters filled to match), the real
 //! server running with a client ingesting at the same time, then p50/p99 of
-//! `/api/stats`, `/api/protocols` and `/api/packets?anomalies=true&limit=100`.
+//! `/api/stats`, `/api/protocols` and `/api/packets?anomalies=true&limit=100`,
+//! and the searches of issue #12 (`host=`, `net=`, `port=`, `client=`).
 //!
 //! `cargo bench --bench dashboard` (BENCH_ROWS changes the row count; default
 //! 10,000,000; needs PostgreSQL at 127.0.0.1:5432 and ~3 GB of disk).
@@ -58,6 +59,17 @@ fn main() {
         "/api/packets?limit=100",
         "/api/packets?protocol=UDP&limit=100",
         "/api/timeseries?minutes=60",
+        // Search (issue #12): a busy host (1 in 256 rows), a rare one (one
+        // row), networks, a port on every row and a rare one, a sender.
+        "/api/packets?host=192.168.7.1&limit=100",
+        "/api/packets?host=10.0.0.0&limit=100",
+        "/api/packets?net=192.168.7.0/24&limit=100",
+        "/api/packets?net=10.0.0.0/16&limit=100",
+        "/api/packets?port=443&limit=100",
+        "/api/packets?port=50000&limit=100",
+        "/api/packets?client=sender3&limit=100",
+        "/api/packets?host=192.168.7.1&anomalies=true&limit=100",
+        "/api/incidents?status=open,acknowledged&limit=20",
     ] {
         let mut times = Vec::with_capacity(REQUESTS);
         for _ in 0..REQUESTS {
@@ -82,7 +94,7 @@ fn main() {
         .expect("count")
         .get(0);
     println!("ingested meanwhile: {stored} packets from bench-ingest");
-    println!("bars: /api/stats and /api/protocols p99 < 20 ms; /api/packets?anomalies=true&limit=100 p99 < 50 ms");
+    println!("bars: /api/stats and /api/protocols p99 < 20 ms; /api/packets?anomalies=true&limit=100 and every search p99 < 50 ms");
 
     let _ = Command::new("kill")
         .args(["-INT", &ingest.id().to_string()])

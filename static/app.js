@@ -56,6 +56,14 @@ function filterQuery() {
   if (protocol) q.set("protocol", protocol);
   if ($("f-anomalies").checked) q.set("anomalies", "true");
   if (client) q.set("client", client);
+  const search = $("f-search").value.trim();
+  if (search) {
+    // What the search is: a port, a network, an address, else a sender.
+    if (/^\d{1,5}$/.test(search)) q.set("port", search);
+    else if (/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(search)) q.set("net", search);
+    else if (/^\d{1,3}(\.\d{1,3}){3}$/.test(search) || /^[0-9a-fA-F:]*:[0-9a-fA-F:.]*$/.test(search)) q.set("host", search);
+    else q.set("client", search);
+  }
   q.set("limit", "50");
   if (state.before !== null) q.set("before", String(state.before));
   return q.toString();
@@ -93,7 +101,33 @@ function fillSelect(select, values) {
   select.value = current;
 }
 
+// The rows the table shows now, for Export CSV.
+let shownRows = [];
+
+function csvCell(v) {
+  const text = v == null ? "" : String(v);
+  // Quote every cell; a leading = + - @ is prefixed so a spreadsheet does not run it.
+  const safe = /^[=+\-@]/.test(text) ? "'" + text : text;
+  return '"' + safe.replace(/"/g, '""') + '"';
+}
+
+function exportCSV() {
+  const head = ["id", "timestamp", "client", "source_ip", "src_port", "dest_ip", "dst_port",
+    "packet_size", "protocol", "score", "anomaly", "model_id"];
+  const lines = [head.join(",")];
+  for (const p of shownRows) lines.push(head.map((k) => csvCell(p[k])).join(","));
+  const blob = new Blob([lines.join("\r\n") + "\r\n"], { type: "text/csv" });
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = `netsentinel-packets-${new Date().toISOString().replace(/[:.]/g, "-")}.csv`;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+}
+
 function renderPackets(rows) {
+  shownRows = rows;
   const body = $("packets").tBodies[0];
   const fresh = document.createDocumentFragment();
   for (const p of rows) {
@@ -408,6 +442,12 @@ $("f-protocol").addEventListener("change", restartPaging);
 $("f-anomalies").addEventListener("change", restartPaging);
 $("f-client").addEventListener("change", restartPaging);
 $("newest").addEventListener("click", restartPaging);
+$("export").addEventListener("click", exportCSV);
+let searchTimer = null;
+$("f-search").addEventListener("input", () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(restartPaging, 400);
+});
 $("older").addEventListener("click", () => {
   if (state.nextBefore === null) return;
   state.pages.push(state.before);

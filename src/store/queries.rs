@@ -93,6 +93,12 @@ pub struct PacketFilter {
     pub anomalies_only: bool,
     /// Only this sender.
     pub client: Option<String>,
+    /// Only packets to or from this address.
+    pub host: Option<std::net::IpAddr>,
+    /// Only packets to or from this network (`cidr` text, host bits clear).
+    pub net: Option<String>,
+    /// Only packets with this port on either side.
+    pub port: Option<i32>,
     /// Only ids below this (the next page).
     pub before: Option<i64>,
     /// At most this many.
@@ -191,27 +197,70 @@ pub fn timeseries(
         .collect())
 }
 
-/// Packets newest first, filtered, from `before` down.
+/// Packets newest first, filtered, from `before` down. A search by host,
+/// network or port reads each side's index (source and destination) newest
+/// first and merges the two, so it costs two short index ranges however
+/// large the table.
 pub fn packets(c: &mut impl GenericClient, f: &PacketFilter) -> Result<Vec<PacketRow>, StoreError> {
-    let mut sql = format!("SELECT {PACKET_COLUMNS} FROM packets WHERE true");
     let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+    let mut common = String::new();
     if let Some(p) = &f.protocol {
         params.push(p);
-        sql.push_str(&format!(" AND protocol = ${}", params.len()));
+        common.push_str(&format!(" AND protocol = ${}", params.len()));
     }
     if f.anomalies_only {
-        sql.push_str(" AND anomaly_flag");
+        common.push_str(" AND anomaly_flag");
     }
     if let Some(client) = &f.client {
         params.push(client);
-        sql.push_str(&format!(" AND client = ${}", params.len()));
+        common.push_str(&format!(" AND client = ${}", params.len()));
     }
     if let Some(before) = &f.before {
         params.push(before);
-        sql.push_str(&format!(" AND id < ${}", params.len()));
+        common.push_str(&format!(" AND id < ${}", params.len()));
+    }
+    // The key each side's index is searched by, and the other filters.
+    let mut sides: Option<(String, String)> = None;
+    if let Some(h) = &f.host {
+        params.push(h);
+        let n = params.len();
+        sides = Some((format!("source_ip = ${n}"), format!("dest_ip = ${n}")));
+    }
+    if let Some(net) = &f.net {
+        params.push(net);
+        let n = params.len();
+        let (a, b) = (
+            format!("source_ip <<= ${n}::text::cidr"),
+            format!("dest_ip <<= ${n}::text::cidr"),
+        );
+        match &sides {
+            None => sides = Some((a, b)),
+            Some(_) => common.push_str(&format!(" AND ({a} OR {b})")),
+        }
+    }
+    if let Some(port) = &f.port {
+        params.push(port);
+        let n = params.len();
+        let (a, b) = (format!("src_port = ${n}"), format!("dst_port = ${n}"));
+        match &sides {
+            None => sides = Some((a, b)),
+            Some(_) => common.push_str(&format!(" AND ({a} OR {b})")),
+        }
     }
     params.push(&f.limit);
-    sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", params.len()));
+    let limit = params.len();
+    let sql = match sides {
+        None => format!(
+            "SELECT {PACKET_COLUMNS} FROM packets WHERE true{common} ORDER BY id DESC LIMIT ${limit}"
+        ),
+        Some((a, b)) => format!(
+            "SELECT {PACKET_COLUMNS} FROM ( \
+               (SELECT * FROM packets WHERE {a}{common} ORDER BY id DESC LIMIT ${limit}) \
+               UNION \
+               (SELECT * FROM packets WHERE {b}{common} ORDER BY id DESC LIMIT ${limit}) \
+             ) AS p ORDER BY id DESC LIMIT ${limit}"
+        ),
+    };
     Ok(c.query(&sql, &params)?.iter().map(packet_row).collect())
 }
 

@@ -163,7 +163,16 @@ fn packets(req: &ApiRequest, state: &WebState) -> ApiResponse {
 pub fn packet_filter_from_query(query: &str) -> Result<queries::PacketFilter, ApiResponse> {
     let params = Params::parse(
         query,
-        &["protocol", "anomalies", "client", "limit", "before"],
+        &[
+            "protocol",
+            "anomalies",
+            "client",
+            "host",
+            "net",
+            "port",
+            "limit",
+            "before",
+        ],
     )?;
     packet_filter(&params)
 }
@@ -205,10 +214,34 @@ fn packet_filter(p: &Params) -> Result<queries::PacketFilter, ApiResponse> {
         None => None,
         Some(_) => Some(p.int("before", 1, i64::MAX, 0)?),
     };
+    let host = match p.text("host") {
+        None => None,
+        Some(h) => Some(h.parse::<std::net::IpAddr>().map_err(|_| {
+            ApiResponse::error(
+                400,
+                format!("host must be an IPv4 or IPv6 address, got {h:?}"),
+                Some("host"),
+            )
+        })?),
+    };
+    let net = match p.text("net") {
+        None => None,
+        Some(n) => Some(
+            rules::parse_cidr(n)
+                .map_err(|e| ApiResponse::error(400, format!("net: {e}"), Some("net")))?,
+        ),
+    };
+    let port = match p.text("port") {
+        None => None,
+        Some(_) => Some(p.int("port", 0, 65_535, 0)? as i32),
+    };
     Ok(queries::PacketFilter {
         protocol,
         anomalies_only: p.flag("anomalies")?,
         client,
+        host,
+        net,
+        port,
         before,
         limit: p.int("limit", 1, MAX_LIMIT, 100)?,
     })

@@ -84,7 +84,8 @@ try {
   step("load the page and see the totals");
   await page.goto(url);
   await page.waitForFunction((n) => document.getElementById("total").textContent.replace(/,/g, "") === String(n), initial, { timeout: 10000 });
-  if ((await page.$$("#packets tbody tr")).length === 0) throw new Error("the packet table is empty");
+  // The totals and the table load side by side: wait for the table too.
+  await page.waitForFunction(() => document.querySelectorAll("#packets tbody tr").length > 0, null, { timeout: 10000 });
 
   step("a sender named like an HTML tag shows up as text and runs nothing");
   await page.selectOption("#f-client", xssName);

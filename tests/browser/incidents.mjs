@@ -56,6 +56,23 @@ try {
   if (!text.includes("10.0.3.66") || !/anomalous packets/.test(text)) throw new Error(`unexpected incident: ${text}`);
   if ((await clientDone) !== 0) throw new Error("the scan client failed");
 
+  step("search the table for the scanner and export what it shows as CSV");
+  await page.fill("#f-search", "10.0.3.66");
+  await page.waitForFunction(() => {
+    const rows = Array.from(document.querySelectorAll("#packets tbody tr"));
+    return rows.length > 0 && rows.every((r) => r.textContent.includes("10.0.3.66"));
+  }, null, { timeout: 10000 });
+  await page.uncheck("#auto");
+  const shown = (await page.$$("#packets tbody tr")).length;
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#export")]);
+  const csv = await (await import("node:fs/promises")).readFile(await download.path(), "utf8");
+  const lines = csv.trim().split("\r\n");
+  if (!lines[0].startsWith("id,timestamp,client,source_ip")) throw new Error(`CSV header: ${lines[0]}`);
+  if (lines.length !== shown + 1) throw new Error(`CSV has ${lines.length - 1} rows, the table ${shown}`);
+  if (!lines.slice(1).every((l) => l.includes('"10.0.3.66"'))) throw new Error("CSV rows are not the search's");
+  await page.check("#auto");
+  await page.fill("#f-search", "");
+
   step("acknowledge it");
   await page.click(`#inc-list li[data-id="${id}"] button[data-action="acknowledge"]`);
   await page.waitForSelector(`#inc-list li.acknowledged[data-id="${id}"]`, { timeout: 10000 });
