@@ -236,9 +236,11 @@ function renderIncidents(data) {
     li.className = inc.status;
     const what = document.createElement("div");
     what.className = "what";
-    const host = document.createElement("span");
-    host.className = "host";
+    const host = document.createElement("a");
+    host.className = "host hostlink";
     host.textContent = inc.host;
+    host.title = "Open the host view";
+    host.addEventListener("click", () => openHost(inc.host));
     const kind = document.createElement("span");
     kind.className = "kind";
     kind.textContent = `${inc.role} · ${inc.kind}`;
@@ -276,6 +278,73 @@ function renderIncidents(data) {
 async function loadIncidents() {
   const statuses = $("inc-acked").checked ? "open,acknowledged" : "open";
   renderIncidents(await getJSON(`/api/incidents?status=${statuses}&limit=20`));
+}
+
+/** The host view: what a host did lately, its peers, ports and incidents. */
+async function openHost(addr) {
+  try {
+    const d = await getJSON(`/api/hosts/${encodeURIComponent(addr)}`);
+    const s = d.summary;
+    $("h-addr").textContent = d.host;
+    const dl = $("h-fields");
+    dl.replaceChildren();
+    const add = (k, v) => {
+      const dt = document.createElement("dt");
+      dt.textContent = k;
+      const dd = document.createElement("dd");
+      dd.textContent = v;
+      dl.append(dt, dd);
+    };
+    add("packets", `${fmt(s.sampled)} newest (${fmt(s.sent)} sent, ${fmt(s.received)} received)`);
+    add("anomalies", fmt(s.anomalies));
+    add("bytes", fmt(s.bytes));
+    if (s.first_seen) add("seen", `${when(s.first_seen)} – ${when(s.last_seen)}`);
+    add("protocols", s.protocols.map(([p, n]) => `${p} ${fmt(n)}`).join(", ") || "–");
+    add("senders", s.senders.join(", ") || "–");
+    const fill = (table, rows, link) => {
+      const body = $(table).tBodies[0];
+      body.replaceChildren();
+      for (const [key, packets, anomalies] of rows) {
+        const tr = document.createElement("tr");
+        const k = document.createElement("td");
+        if (link) {
+          const a = document.createElement("a");
+          a.className = "hostlink";
+          a.textContent = String(key);
+          a.addEventListener("click", () => openHost(String(key)));
+          k.appendChild(a);
+        } else {
+          k.textContent = String(key);
+        }
+        const n = document.createElement("td");
+        n.textContent = fmt(packets);
+        const bad = document.createElement("td");
+        bad.textContent = fmt(anomalies);
+        if (anomalies > 0) bad.className = "bad";
+        tr.append(k, n, bad);
+        body.appendChild(tr);
+      }
+    };
+    fill("h-peers", s.top_peers, true);
+    fill("h-ports", s.top_ports, false);
+    const list = $("h-incidents");
+    list.replaceChildren();
+    for (const inc of d.incidents) {
+      const li = document.createElement("li");
+      li.textContent = `#${inc.id} ${inc.status}: ${inc.summary}`;
+      list.appendChild(li);
+    }
+    if (d.incidents.length === 0) {
+      const li = document.createElement("li");
+      li.className = "muted";
+      li.textContent = "none";
+      list.appendChild(li);
+    }
+    $("detail").hidden = true;
+    $("host").hidden = false;
+  } catch (e) {
+    setStatus(`cannot load host ${addr}: ${e.message}`, true);
+  }
 }
 
 // When the API last answered, for the "unreachable" banner.
@@ -453,6 +522,9 @@ $("older").addEventListener("click", () => {
   state.pages.push(state.before);
   state.before = state.nextBefore;
   loadPackets().catch((e) => setStatus(e.message, true));
+});
+$("host-close").addEventListener("click", () => {
+  $("host").hidden = true;
 });
 $("detail-close").addEventListener("click", () => {
   $("detail").hidden = true;

@@ -456,3 +456,51 @@ fn search_by_host_network_port_and_sender_pages_like_the_plain_list() {
         assert!(!bad(&st, query, parameter).is_empty());
     }
 }
+
+#[test]
+fn a_host_view_sums_up_what_the_host_did_lately() {
+    let db = filled_db("apihost");
+    let st = state(&db, None);
+    let v = ok(&st, "/api/hosts/192.168.1.10");
+    assert_eq!(v["host"], "192.168.1.10");
+    let s = &v["summary"];
+    let total = db.count(
+        "SELECT count(*) FROM packets WHERE dest_ip = '192.168.1.10' OR source_ip = '192.168.1.10'",
+    );
+    assert_eq!(s["sampled"], total);
+    assert_eq!(s["received"], total);
+    assert_eq!(s["sent"], 0);
+    let flagged =
+        db.count("SELECT count(*) FROM packets WHERE dest_ip = '192.168.1.10' AND anomaly_flag");
+    assert_eq!(s["anomalies"], flagged);
+    assert_eq!(s["top_ports"][0][0], 443, "{s}");
+    assert_eq!(s["top_ports"][0][1], total, "{s}");
+    let peers = s["top_peers"].as_array().unwrap();
+    assert!(!peers.is_empty() && peers.len() <= 10, "{s}");
+    let busiest = db.count(
+        "SELECT count(*) FROM packets WHERE dest_ip = '192.168.1.10' GROUP BY source_ip ORDER BY 1 DESC LIMIT 1",
+    );
+    assert_eq!(peers[0][1], busiest, "{s}");
+    let senders: Vec<&str> = s["senders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert!(senders.contains(&"alpha"), "{s}");
+    assert_eq!(v["packets"].as_array().unwrap().len(), 50);
+    assert!(v["incidents"].as_array().is_some());
+
+    // A sample bounds the work: the newest packets only.
+    let small = ok(&st, "/api/hosts/192.168.1.10?sample=10&limit=5");
+    assert_eq!(small["summary"]["sampled"], 10);
+    assert_eq!(small["packets"].as_array().unwrap().len(), 5);
+
+    // A host never seen: an empty summary, not an error; IPv6 percent-encoded.
+    let none = ok(&st, "/api/hosts/2001%3Adb8%3A%3A1");
+    assert_eq!(none["host"], "2001:db8::1");
+    assert_eq!(none["summary"]["sampled"], 0);
+    assert!(!bad(&st, "/api/hosts/nope", "host").is_empty());
+    assert!(!bad(&st, "/api/hosts/10.0.0.0%2F8", "host").is_empty());
+    assert!(!bad(&st, "/api/hosts/192.168.1.10?sample=0", "sample").is_empty());
+}

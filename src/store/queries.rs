@@ -283,3 +283,98 @@ pub fn clients(c: &mut impl GenericClient, limit: i64) -> Result<Vec<String>, St
     .map(|r| r.get(0))
     .collect())
 }
+
+/// What a host did lately, for the host view.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HostSummary {
+    /// Packets looked at: the host's newest, at most the sample size.
+    pub sampled: i64,
+    /// Of those, sent by the host.
+    pub sent: i64,
+    /// Of those, received by the host.
+    pub received: i64,
+    /// Their bytes.
+    pub bytes: i64,
+    /// Of those, flagged.
+    pub anomalies: i64,
+    /// Packet time of the oldest and newest sampled.
+    pub first_seen: Option<DateTime<Utc>>,
+    /// See `first_seen`.
+    pub last_seen: Option<DateTime<Utc>>,
+    /// The other ends with the most packets: (address, packets, anomalies).
+    pub top_peers: Vec<(String, i64, i64)>,
+    /// The ports (on either side) with the most packets: (port, packets, anomalies).
+    pub top_ports: Vec<(i32, i64, i64)>,
+    /// Protocols: (protocol, packets).
+    pub protocols: Vec<(String, i64)>,
+    /// Senders that reported its packets.
+    pub senders: Vec<String>,
+}
+
+/// A summary of `host`'s newest `sample` packets (read through the
+/// source-side and destination-side indexes, so its cost does not grow
+/// with the table).
+pub fn host_summary(
+    c: &mut impl GenericClient,
+    host: std::net::IpAddr,
+    sample: i64,
+) -> Result<HostSummary, StoreError> {
+    let recent = "WITH recent AS ( \
+           SELECT * FROM ( \
+             (SELECT * FROM packets WHERE source_ip = $1 ORDER BY id DESC LIMIT $2) \
+             UNION \
+             (SELECT * FROM packets WHERE dest_ip = $1 ORDER BY id DESC LIMIT $2) \
+           ) u ORDER BY id DESC LIMIT $2)";
+    let t = c.query_one(
+        &format!(
+            "{recent} SELECT count(*), count(*) FILTER (WHERE source_ip = $1), \
+             count(*) FILTER (WHERE dest_ip = $1), coalesce(sum(packet_size), 0)::int8, \
+             count(*) FILTER (WHERE anomaly_flag), min(\"timestamp\"), max(\"timestamp\"), \
+             coalesce(array_agg(DISTINCT client), '{{}}') FROM recent"
+        ),
+        &[&host, &sample],
+    )?;
+    let peers = c.query(
+        &format!(
+            "{recent} SELECT host(CASE WHEN source_ip = $1 THEN dest_ip ELSE source_ip END) AS peer, \
+             count(*), count(*) FILTER (WHERE anomaly_flag) FROM recent \
+             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10"
+        ),
+        &[&host, &sample],
+    )?;
+    let ports = c.query(
+        &format!(
+            "{recent} SELECT port, count(*), count(*) FILTER (WHERE anomaly_flag) FROM ( \
+               SELECT src_port AS port, anomaly_flag FROM recent WHERE src_port IS NOT NULL \
+               UNION ALL \
+               SELECT dst_port, anomaly_flag FROM recent WHERE dst_port IS NOT NULL) p \
+             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10"
+        ),
+        &[&host, &sample],
+    )?;
+    let protocols = c.query(
+        &format!(
+            "{recent} SELECT protocol, count(*) FROM recent GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10"
+        ),
+        &[&host, &sample],
+    )?;
+    Ok(HostSummary {
+        sampled: t.get(0),
+        sent: t.get(1),
+        received: t.get(2),
+        bytes: t.get(3),
+        anomalies: t.get(4),
+        first_seen: t.get(5),
+        last_seen: t.get(6),
+        senders: t.get(7),
+        top_peers: peers
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect(),
+        top_ports: ports
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect(),
+        protocols: protocols.iter().map(|r| (r.get(0), r.get(1))).collect(),
+    })
+}

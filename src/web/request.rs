@@ -177,7 +177,7 @@ impl Params {
 }
 
 /// Decodes `%XX` escapes and `+` (space); `None` on a malformed escape or invalid UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
+pub fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -56,6 +56,9 @@ pub fn route(req: &ApiRequest, state: &WebState) -> ApiResponse {
             packet_detail(req, state, &p["/api/packets/".len()..])
         }
         (true, _, "/api/incidents") => incidents(req, state),
+        (true, _, p) if p.starts_with("/api/hosts/") => {
+            host_view(req, state, &p["/api/hosts/".len()..])
+        }
         (true, _, p) if p.starts_with("/api/incidents/") && !p[15..].contains('/') => {
             incident_detail(req, state, &p["/api/incidents/".len()..])
         }
@@ -74,7 +77,8 @@ pub fn route(req: &ApiRequest, state: &WebState) -> ApiResponse {
             if API_PATHS.contains(&p)
                 || p.starts_with("/api/packets/")
                 || p.starts_with("/api/incidents/")
-                || p.starts_with("/api/suppressions/") =>
+                || p.starts_with("/api/suppressions/")
+                || p.starts_with("/api/hosts/") =>
         {
             let action = (p.starts_with("/api/incidents/") && p[15..].contains('/'))
                 || p.starts_with("/api/suppressions/");
@@ -398,6 +402,66 @@ fn retrain(req: &ApiRequest, state: &WebState) -> ApiResponse {
         }
         Err(TrainError::Store(e)) => store_error(e),
         Err(e) => ApiResponse::error(500, e.to_string(), None),
+    }
+}
+
+/// Packets of a host `/api/hosts/ADDR` sums up by default (its newest).
+pub const HOST_SAMPLE: i64 = 10_000;
+
+/// `GET /api/hosts/ADDR`: what a host did lately (its newest packets summed
+/// up: peers, ports, protocols, senders), its newest packets and its incidents.
+fn host_view(req: &ApiRequest, state: &WebState, addr: &str) -> ApiResponse {
+    let params = match Params::parse(&req.query, &["sample", "limit"]) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let (sample, limit) = match (
+        params.int("sample", 1, 100_000, HOST_SAMPLE),
+        params.int("limit", 1, MAX_LIMIT, 50),
+    ) {
+        (Ok(s), Ok(l)) => (s, l),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    // An IPv6 address in a path may come percent-encoded (`%3A`).
+    let decoded = super::request::percent_decode(addr).unwrap_or_else(|| addr.to_string());
+    let Ok(host) = decoded.parse::<std::net::IpAddr>() else {
+        return ApiResponse::error(
+            400,
+            format!("a host is an IPv4 or IPv6 address, got {decoded:?}"),
+            Some("host"),
+        );
+    };
+    let found = state.with_db(|c| {
+        let summary = queries::host_summary(c, host, sample)?;
+        let packets = queries::packets(
+            c,
+            &queries::PacketFilter {
+                host: Some(host),
+                limit,
+                ..queries::PacketFilter::default()
+            },
+        )?;
+        let incidents = incident_store::list(
+            c,
+            &incident_store::IncidentFilter {
+                host: Some(host),
+                limit: 20,
+                ..incident_store::IncidentFilter::default()
+            },
+        )?;
+        Ok((summary, packets, incidents))
+    });
+    match found {
+        Ok((summary, packets, incidents)) => ApiResponse::json(
+            200,
+            &json!({
+                "host": host.to_string(),
+                "summary": summary,
+                "packets": packets,
+                "incidents": incidents,
+            }),
+        ),
+        Err(e) => store_error(e),
     }
 }
 

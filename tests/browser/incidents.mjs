@@ -73,6 +73,17 @@ try {
   await page.check("#auto");
   await page.fill("#f-search", "");
 
+  step("open the scanner's host view from its incident");
+  await page.click(`#inc-list li[data-id="${id}"] .host`);
+  await page.waitForSelector("#host:not([hidden])", { timeout: 10000 });
+  if ((await page.textContent("#h-addr")) !== "10.0.3.66") throw new Error("host view of the wrong host");
+  const peers = await page.$$eval("#h-peers tbody tr td:first-child", (els) => els.map((e) => e.textContent));
+  if (!peers.includes("10.0.1.10")) throw new Error(`the scan's target is not among its peers: ${peers}`);
+  const ports = (await page.$$("#h-ports tbody tr")).length;
+  if (ports < 2) throw new Error(`a port scan shows ${ports} ports`);
+  if (!(await page.textContent("#h-incidents")).includes(`#${id}`)) throw new Error("its incident is not listed");
+  await page.click("#host-close");
+
   step("acknowledge it");
   await page.click(`#inc-list li[data-id="${id}"] button[data-action="acknowledge"]`);
   await page.waitForSelector(`#inc-list li.acknowledged[data-id="${id}"]`, { timeout: 10000 });
