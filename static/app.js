@@ -475,24 +475,9 @@ async function retrain() {
   note.hidden = false;
   note.classList.remove("error");
   note.textContent = "Training a new model…";
-  const post = () => {
-    // JSON from this page: the server refuses cross-site form posts.
-    const headers = { "Content-Type": "application/json", Accept: "application/json" };
-    const token = sessionStorage.getItem("netsentinel-token");
-    if (token) headers.Authorization = "Bearer " + token;
-    return fetch("/api/retrain", { method: "POST", headers, body: "{}" });
-  };
   try {
-    let r = await post();
-    if (r.status === 401) {
-      const token = window.prompt("This server needs the dashboard token (dashboard.token):");
-      if (token) {
-        sessionStorage.setItem("netsentinel-token", token);
-        r = await post();
-      }
-    }
-    const body = await r.json().catch(() => ({}));
-    if (!r.ok) throw new Error(body.error || `${r.status} ${r.statusText}`);
+    // JSON from this page: the server refuses cross-site form posts.
+    const body = await postJSON("/api/retrain", {});
     const m = body.model;
     note.textContent = `New model #${m.id} trained on ${fmt(m.rows)} packets; threshold ${m.threshold.toFixed(3)}.`;
     refresh(true);

@@ -13,7 +13,7 @@ use netsentinel::store;
 use netsentinel::trainer::{self, ModelSlot};
 use netsentinel::web::request::{ApiRequest, ApiResponse};
 use netsentinel::web::routes::route;
-use netsentinel::web::state::{IngestGauges, WebSettings, WebState};
+use netsentinel::web::state::{WebSettings, WebState};
 use serde_json::Value;
 
 /// A database filled by the real server: 300 packets from "alpha" (every
@@ -28,24 +28,6 @@ fn filled_db(tag: &str) -> TestDb {
     x.send_packets(1..=40);
     x.recv_n(40);
     db
-}
-
-/// No server: nobody connected, an empty FIFO of 10 places.
-struct Idle;
-
-impl IngestGauges for Idle {
-    fn served(&self) -> usize {
-        0
-    }
-    fn waiting(&self) -> usize {
-        0
-    }
-    fn queue_depth(&self) -> usize {
-        0
-    }
-    fn queue_capacity(&self) -> usize {
-        10
-    }
 }
 
 fn state(db: &TestDb, token: Option<&str>) -> WebState {
@@ -69,7 +51,7 @@ fn state(db: &TestDb, token: Option<&str>) -> WebState {
         pool,
         models,
         Arc::new(Stats::default()),
-        Arc::new(Idle),
+        Arc::new(common::Idle),
         settings,
     )
 }

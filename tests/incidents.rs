@@ -17,7 +17,7 @@ use netsentinel::store;
 use netsentinel::trainer::ModelSlot;
 use netsentinel::web::request::{ApiRequest, ApiResponse};
 use netsentinel::web::routes::route;
-use netsentinel::web::state::{IngestGauges, WebSettings, WebState};
+use netsentinel::web::state::{WebSettings, WebState};
 use serde_json::Value;
 
 /// The generator's attackers: 10.0.3.66 + the attack's place in `mixed`.
@@ -226,23 +226,6 @@ fn ten_minutes_of_ordinary_traffic_open_at_most_one_incident() {
     }
 }
 
-struct Idle;
-
-impl IngestGauges for Idle {
-    fn served(&self) -> usize {
-        0
-    }
-    fn waiting(&self) -> usize {
-        0
-    }
-    fn queue_depth(&self) -> usize {
-        0
-    }
-    fn queue_capacity(&self) -> usize {
-        1
-    }
-}
-
 fn state(db: &TestDb, token: Option<&str>) -> WebState {
     let settings = WebSettings {
         access: netsentinel::web::guard::Access {
@@ -256,7 +239,7 @@ fn state(db: &TestDb, token: Option<&str>) -> WebState {
         store::open_pool(&db.url, 2).unwrap(),
         Arc::new(ModelSlot::default()),
         Arc::new(Stats::default()),
-        Arc::new(Idle),
+        Arc::new(common::Idle),
         settings,
     )
 }

@@ -15,7 +15,7 @@ use netsentinel::store;
 use netsentinel::trainer::ModelSlot;
 use netsentinel::web::request::{ApiRequest, ApiResponse};
 use netsentinel::web::routes::route;
-use netsentinel::web::state::{IngestGauges, WebSettings, WebState};
+use netsentinel::web::state::{WebSettings, WebState};
 use serde_json::Value;
 
 fn suppress(db: &TestDb, args: &[&str]) -> std::process::Output {
@@ -147,29 +147,12 @@ fn bad_rules_are_refused_naming_the_flag() {
     assert!(server.terminate().success());
 }
 
-struct Idle;
-
-impl IngestGauges for Idle {
-    fn served(&self) -> usize {
-        0
-    }
-    fn waiting(&self) -> usize {
-        0
-    }
-    fn queue_depth(&self) -> usize {
-        0
-    }
-    fn queue_capacity(&self) -> usize {
-        1
-    }
-}
-
 fn state(db: &TestDb) -> WebState {
     WebState::new(
         store::open_pool(&db.url, 2).unwrap(),
         Arc::new(ModelSlot::default()),
         Arc::new(Stats::default()),
-        Arc::new(Idle),
+        Arc::new(common::Idle),
         WebSettings {
             detector: Config::default().detector,
             ..WebSettings::default()

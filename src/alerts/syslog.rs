@@ -62,6 +62,16 @@ impl Syslog {
     }
 }
 
+/// The first address `target` (`host:port`) resolves to, looked up at each
+/// delivery so a receiver that moves is followed.
+fn resolve(target: &str) -> Result<std::net::SocketAddr, String> {
+    target
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {target}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{target} resolves to no address"))
+}
+
 /// False when the receiver closed the connection (a write would be lost in
 /// the socket's buffer): a non-blocking peek reads end of file.
 fn still_open(s: &TcpStream) -> bool {
@@ -139,12 +149,7 @@ impl Sink for Syslog {
         let msg = message(incident, &self.hostname);
         match &mut self.transport {
             Transport::Udp => {
-                let addr = self
-                    .target
-                    .to_socket_addrs()
-                    .map_err(|e| format!("cannot resolve {}: {e}", self.target))?
-                    .next()
-                    .ok_or_else(|| format!("{} resolves to no address", self.target))?;
+                let addr = resolve(&self.target)?;
                 let bind = if addr.is_ipv6() {
                     "[::]:0"
                 } else {
@@ -161,12 +166,7 @@ impl Sink for Syslog {
                     *stream = None;
                 }
                 if stream.is_none() {
-                    let addr = self
-                        .target
-                        .to_socket_addrs()
-                        .map_err(|e| format!("cannot resolve {}: {e}", self.target))?
-                        .next()
-                        .ok_or_else(|| format!("{} resolves to no address", self.target))?;
+                    let addr = resolve(&self.target)?;
                     let s = TcpStream::connect_timeout(&addr, TIMEOUT)
                         .map_err(|e| format!("cannot connect to tcp://{}: {e}", self.target))?;
                     let _ = s.set_write_timeout(Some(TIMEOUT));

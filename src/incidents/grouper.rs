@@ -397,11 +397,12 @@ impl Grouper {
         } else {
             p.src_port
         };
-        let conn = connection_key(p);
         let score = seen.score.unwrap_or(f64::NEG_INFINITY);
         let joined = seen.anomaly && self.join(seen, client, server, server_port, t);
         let flagged = seen.anomaly && !joined;
         let strong = flagged && score >= self.settings.strong_score;
+        // Hashed only for the few packets that need it.
+        let conn = if strong { connection_key(p) } else { 0 };
         let ends: &[IpAddr] = if client == server {
             &[client][..]
         } else {

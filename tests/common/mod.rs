@@ -447,3 +447,22 @@ pub fn check_honest(
         expected as i64
     );
 }
+
+/// No server behind a dashboard state built by a test: nobody connected, an
+/// empty FIFO of 10 places.
+pub struct Idle;
+
+impl netsentinel::web::state::IngestGauges for Idle {
+    fn served(&self) -> usize {
+        0
+    }
+    fn waiting(&self) -> usize {
+        0
+    }
+    fn queue_depth(&self) -> usize {
+        0
+    }
+    fn queue_capacity(&self) -> usize {
+        10
+    }
+}
