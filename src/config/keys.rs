@@ -212,7 +212,7 @@ declare! {
         host: String = "127.0.0.1".into(), Kind::Text;
         /// Port of the web dashboard; 0 picks a free port, named in the log line "dashboard on".
         port: u16 = 5000, int(0, 65535);
-        /// When not empty, POST /api/retrain requires the header "Authorization: Bearer TOKEN" (TOKEN: this value); when empty, writes must come from the dashboard's own page (same Origin, JSON).
+        /// When not empty, the dashboard's writes (retrain, incident actions, suppression rules) require the header "Authorization: Bearer TOKEN" (TOKEN: this value); when empty, writes must come from the dashboard's own page (same Origin, JSON).
         token: Option<String> = None, Kind::OptionalText;
         /// When not empty, the API and /metrics need "Authorization: Bearer TOKEN" (TOKEN: this value, or dashboard.token); the page asks for it.
         read_token: Option<String> = None, Kind::OptionalText;
