@@ -301,8 +301,9 @@ fn capture_files_rotate_and_hold_every_frame() {
             &format!("dst host {target} and udp"),
             "--count",
             "3000",
+            // Ends the capture when the kernel dropped part of the burst.
             "--duration",
-            "60",
+            "15",
             "--capture-file",
             file.to_str().unwrap(),
             "--capture-file-size",
@@ -312,7 +313,7 @@ fn capture_files_rotate_and_hold_every_frame() {
     udp_burst(to, 3_000, |_| 1_000);
     let report = client.report(Duration::from_secs(90));
     check_counts(&report, &db, "live-file");
-    // 3,000 whole frames of 1,042 bytes: 3.1 MB, so four files of at most 1 MB.
+    // Frames of 1,042 bytes, 1,058 with their record header: 945 to a file of at most 1 MB.
     let mut frames = 0;
     let mut files = 0;
     for index in 0.. {
@@ -340,9 +341,20 @@ fn capture_files_rotate_and_hold_every_frame() {
         frames += capture.frames.len();
         files += 1;
     }
-    assert_eq!(files, 4, "rotated at 1 MB");
-    assert_eq!(frames, 3_000, "every captured frame is in the files");
-    assert_eq!(report["capture"]["files_written"], 4, "{report}");
+    // The kernel may drop part of a 3,000-datagram burst on a loaded
+    // machine (counted in the report); every frame captured is in the files.
+    let captured = report["capture"]["captured"].as_u64().unwrap();
+    assert!(
+        captured >= 2_900,
+        "most of the burst was captured: {report}"
+    );
+    assert_eq!(
+        frames as u64, captured,
+        "every captured frame is in the files: {report}"
+    );
+    // 945 whole frames fit in 1 MB: rotated that often, no more.
+    assert_eq!(files as u64, captured.div_ceil(945), "rotated at 1 MB");
+    assert_eq!(report["capture"]["files_written"], files, "{report}");
 }
 
 #[test]
