@@ -486,3 +486,18 @@ fn a_host_view_sums_up_what_the_host_did_lately() {
     assert!(!bad(&st, "/api/hosts/10.0.0.0%2F8", "host").is_empty());
     assert!(!bad(&st, "/api/hosts/192.168.1.10?sample=0", "sample").is_empty());
 }
+
+#[test]
+fn a_query_past_its_statement_timeout_is_recognised() {
+    let db = TestDb::new("apitimeout");
+    let mut c = store::connect(&db.url).unwrap();
+    c.batch_execute("SET statement_timeout = 10").unwrap();
+    let e = c.query("SELECT pg_sleep(1)", &[]).unwrap_err();
+    assert!(netsentinel::store::queries::timed_out(
+        &netsentinel::store::StoreError::Query(e)
+    ));
+    let other = c.query("SELECT 1/0", &[]).unwrap_err();
+    assert!(!netsentinel::store::queries::timed_out(
+        &netsentinel::store::StoreError::Query(other)
+    ));
+}

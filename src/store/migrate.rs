@@ -36,10 +36,6 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0008_suppression_rules.sql",
         include_str!("../../sql/0008_suppression_rules.sql"),
     ),
-    (
-        "0009_packet_search.sql",
-        include_str!("../../sql/0009_packet_search.sql"),
-    ),
 ];
 
 /// Arbitrary key for the advisory lock that keeps two servers from migrating at once.

@@ -23,6 +23,17 @@ pub const MAX_LIMIT: i64 = 1000;
 pub const MAX_MINUTES: i32 = 1440;
 
 fn store_error(e: StoreError) -> ApiResponse {
+    if queries::timed_out(&e) {
+        return ApiResponse::error(
+            503,
+            format!(
+                "the search took over {} ms and was stopped (no index serves searches yet): \
+                 narrow it with client=, protocol= or anomalies=true, or search a busier value",
+                queries::SEARCH_TIMEOUT_MS
+            ),
+            None,
+        );
+    }
     log::warn!("dashboard query failed: {e}");
     ApiResponse::error(503, format!("database unavailable: {e}"), None)
 }
