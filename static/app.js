@@ -280,21 +280,25 @@ async function loadIncidents() {
   renderIncidents(await getJSON(`/api/incidents?status=${statuses}&limit=20`));
 }
 
+/** Empties the <dl> `dl` and returns add(name, value), which appends one pair as text. */
+function fieldList(dl) {
+  dl.replaceChildren();
+  return (k, v) => {
+    const dt = document.createElement("dt");
+    dt.textContent = k;
+    const dd = document.createElement("dd");
+    dd.textContent = v;
+    dl.append(dt, dd);
+  };
+}
+
 /** The host view: what a host did lately, its peers, ports and incidents. */
 async function openHost(addr) {
   try {
     const d = await getJSON(`/api/hosts/${encodeURIComponent(addr)}`);
     const s = d.summary;
     $("h-addr").textContent = d.host;
-    const dl = $("h-fields");
-    dl.replaceChildren();
-    const add = (k, v) => {
-      const dt = document.createElement("dt");
-      dt.textContent = k;
-      const dd = document.createElement("dd");
-      dd.textContent = v;
-      dl.append(dt, dd);
-    };
+    const add = fieldList($("h-fields"));
     add("packets", `${fmt(s.sampled)} newest (${fmt(s.sent)} sent, ${fmt(s.received)} received)`);
     add("anomalies", fmt(s.anomalies));
     add("bytes", fmt(s.bytes));
@@ -413,15 +417,7 @@ async function openDetail(id) {
     if (state.detailId !== id) return;
     const p = d.packet;
     $("d-id").textContent = `#${p.id}`;
-    const dl = $("d-fields");
-    dl.replaceChildren();
-    const add = (k, v) => {
-      const dt = document.createElement("dt");
-      dt.textContent = k;
-      const dd = document.createElement("dd");
-      dd.textContent = v;
-      dl.append(dt, dd);
-    };
+    const add = fieldList($("d-fields"));
     add("time", new Date(p.timestamp).toISOString());
     add("client", p.client);
     add("source", p.src_port == null ? p.source_ip : `${p.source_ip}:${p.src_port}`);

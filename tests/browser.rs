@@ -34,13 +34,45 @@ fn missing_prerequisite() -> Option<String> {
     None
 }
 
+/// True when a browser piece is missing and the test is skipped (saying
+/// why); with BROWSER_TEST_REQUIRED=1 a missing piece fails instead.
+fn skipped() -> bool {
+    let Some(why) = missing_prerequisite() else {
+        return false;
+    };
+    if std::env::var("BROWSER_TEST_REQUIRED").as_deref() == Ok("1") {
+        panic!("browser test required but {why}");
+    }
+    println!("SKIPPED: {why}");
+    true
+}
+
+/// Runs tests/browser/`script` with node and `env`; its output, after
+/// checking that it succeeded (else the server's log is shown too).
+fn run_script(script: &str, server: &TestServer, env: &[(&str, &str)]) -> String {
+    let out = Command::new("node")
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/browser")
+                .join(script),
+        )
+        .envs(env.iter().copied())
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "browser test {script} failed:\n{stdout}\n{}\nserver log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log_text()
+    );
+    stdout
+}
+
 #[test]
 fn dashboard_in_headless_chromium() {
-    if let Some(why) = missing_prerequisite() {
-        if std::env::var("BROWSER_TEST_REQUIRED").as_deref() == Ok("1") {
-            panic!("browser test required but {why}");
-        }
-        println!("SKIPPED: {why}");
+    if skipped() {
         return;
     }
     let db = TestDb::new("browser");
@@ -57,25 +89,18 @@ fn dashboard_in_headless_chromium() {
     x.recv_n(40);
 
     let screenshot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/dashboard.png");
-    let out = Command::new("node")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/dashboard.mjs"))
-        .env(
-            "DASHBOARD_URL",
-            format!("http://127.0.0.1:{}/", server.dashboard_port),
-        )
-        .env("INGEST_PORT", server.port.to_string())
-        .env("INITIAL_TOTAL", "640")
-        .env("XSS_NAME", XSS_NAME)
-        .env("SCREENSHOT", &screenshot)
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "browser test failed:\n{stdout}\n{}\nserver log:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        server.log_text()
+    let dashboard_url = format!("http://127.0.0.1:{}/", server.dashboard_port);
+    let ingest_port = server.port.to_string();
+    let stdout = run_script(
+        "dashboard.mjs",
+        &server,
+        &[
+            ("DASHBOARD_URL", dashboard_url.as_str()),
+            ("INGEST_PORT", &ingest_port),
+            ("INITIAL_TOTAL", "640"),
+            ("XSS_NAME", XSS_NAME),
+            ("SCREENSHOT", screenshot.to_str().unwrap()),
+        ],
     );
     assert!(stdout.contains("browser test passed"));
     assert!(screenshot.is_file());
@@ -90,33 +115,23 @@ fn dashboard_in_headless_chromium() {
 
 #[test]
 fn incidents_panel_in_headless_chromium() {
-    if let Some(why) = missing_prerequisite() {
-        if std::env::var("BROWSER_TEST_REQUIRED").as_deref() == Ok("1") {
-            panic!("browser test required but {why}");
-        }
-        println!("SKIPPED: {why}");
+    if skipped() {
         return;
     }
     let db = TestDb::new("browser_incidents");
     let server = TestServer::start(&db, &[]);
-    let out = Command::new("node")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/incidents.mjs"))
-        .env(
-            "DASHBOARD_URL",
-            format!("http://127.0.0.1:{}/", server.dashboard_port),
-        )
-        .env("INGEST_PORT", server.port.to_string())
-        .env("NETSENTINEL_BIN", env!("CARGO_BIN_EXE_netsentinel"))
-        .env("SERVER_PID", server.child.id().to_string())
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "browser test failed:\n{stdout}\n{}\nserver log:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        server.log_text()
+    let dashboard_url = format!("http://127.0.0.1:{}/", server.dashboard_port);
+    let ingest_port = server.port.to_string();
+    let pid = server.child.id().to_string();
+    let stdout = run_script(
+        "incidents.mjs",
+        &server,
+        &[
+            ("DASHBOARD_URL", dashboard_url.as_str()),
+            ("INGEST_PORT", &ingest_port),
+            ("NETSENTINEL_BIN", env!("CARGO_BIN_EXE_netsentinel")),
+            ("SERVER_PID", &pid),
+        ],
     );
     assert!(stdout.contains("incidents browser test passed"));
     // The suppression the page made is stored.
