@@ -59,6 +59,13 @@ fn main() {
         "/api/packets?limit=100",
         "/api/packets?protocol=UDP&limit=100",
         "/api/timeseries?minutes=60",
+        // Time ranges (issue #12): the charts, the table and the top talkers.
+        "/api/timeseries?range=7d",
+        "/api/protocols?range=24h",
+        "/api/packets?range=15m&limit=100",
+        "/api/packets?range=6h&host=192.168.7.1&limit=100",
+        "/api/talkers?range=1h",
+        "/api/talkers?range=7d",
         // Search (issue #12): a busy host (1 in 256 rows), a rare one (one
         // row), networks, a port on every row and a rare one, a sender.
         "/api/packets?host=192.168.7.1&limit=100",
@@ -168,8 +175,8 @@ fn fill(c: &mut Client, rows: i64) {
     }
     w.finish().expect("finish");
     tx.batch_execute(
-        "INSERT INTO traffic_minutes (minute, protocol, packets, bytes, anomalies) \
-         SELECT date_trunc('minute', \"timestamp\"), protocol, count(*), sum(packet_size), count(*) FILTER (WHERE anomaly_flag) \
+        "INSERT INTO traffic_minutes (minute, protocol, packets, bytes, anomalies, first_id) \
+         SELECT date_trunc('minute', \"timestamp\"), protocol, count(*), sum(packet_size), count(*) FILTER (WHERE anomaly_flag), min(id) \
          FROM packets GROUP BY 1, 2; \
          INSERT INTO traffic_totals (protocol, packets, bytes, anomalies) \
          SELECT protocol, sum(packets), sum(bytes), sum(anomalies) FROM traffic_minutes GROUP BY protocol; \

@@ -11,7 +11,24 @@ const state = {
   tick: 0,
   timer: null,
   detailId: null,
+  range: "1h",        // the range picker's value: charts, talkers and table
 };
+
+/** The ranges the picker offers, as captions say them. */
+const RANGE_WORDS = {
+  "15m": "last 15 minutes",
+  "1h": "last hour",
+  "6h": "last 6 hours",
+  "24h": "last 24 hours",
+  "7d": "last 7 days",
+};
+
+/** A chart bucket's length in words: "minute", "5 minutes", "hour". */
+function bucketWords(seconds) {
+  if (seconds % 86400 === 0) return seconds === 86400 ? "day" : `${seconds / 86400} days`;
+  if (seconds % 3600 === 0) return seconds === 3600 ? "hour" : `${seconds / 3600} hours`;
+  return seconds === 60 ? "minute" : `${seconds / 60} minutes`;
+}
 
 function fmt(n) {
   return Number(n).toLocaleString("en-US");
@@ -64,6 +81,7 @@ function filterQuery() {
     else if (/^\d{1,3}(\.\d{1,3}){3}$/.test(search) || /^[0-9a-fA-F:]*:[0-9a-fA-F:.]*$/.test(search)) q.set("host", search);
     else q.set("client", search);
   }
+  q.set("range", state.range);
   q.set("limit", "50");
   if (state.before !== null) q.set("before", String(state.before));
   return q.toString();
@@ -351,6 +369,36 @@ async function openHost(addr) {
   }
 }
 
+/** Top talkers of the range: hosts by packets sent and received. */
+function renderTalkers(d) {
+  const body = $("talkers").tBodies[0];
+  const fresh = document.createDocumentFragment();
+  for (const t of d.talkers) {
+    const tr = document.createElement("tr");
+    const host = document.createElement("td");
+    const a = document.createElement("a");
+    a.className = "hostlink";
+    a.textContent = t.host;
+    a.title = `${t.host}: ${fmt(t.sent)} sent, ${fmt(t.packets - t.sent)} received — open the host view`;
+    a.addEventListener("click", () => openHost(t.host));
+    host.appendChild(a);
+    const cells = [fmt(t.packets), NSCharts.compact(t.bytes), fmt(t.anomalies)].map((v) => {
+      const td = document.createElement("td");
+      td.textContent = v;
+      return td;
+    });
+    if (t.anomalies > 0) cells[2].className = "bad";
+    tr.append(host, ...cells);
+    fresh.appendChild(tr);
+  }
+  body.replaceChildren(fresh);
+  $("talkers-note").textContent = d.packets === 0
+    ? "No packets in this range."
+    : d.exact
+      ? `All ${fmt(d.packets)} packets of the range.`
+      : `Estimated from ${fmt(d.sampled)} of ${fmt(d.packets)} packets, drawn at random.`;
+}
+
 // When the API last answered, for the "unreachable" banner.
 let lastGood = null;
 
@@ -358,12 +406,21 @@ async function refresh(full) {
   try {
     const stats = await getJSON("/api/stats");
     renderStats(stats);
-    const jobs = [loadIncidents(), getJSON("/api/protocols").then((d) => {
+    const range = state.range;
+    const jobs = [loadIncidents(), getJSON(`/api/protocols?range=${range}`).then((d) => {
+      if (range !== state.range) return;
       NSCharts.protocolChart($("protocol-chart"), d.protocols);
       fillSelect($("f-protocol"), d.protocols.map((p) => p.protocol));
     })];
     if (full || state.tick % 5 === 0) {
-      jobs.push(getJSON("/api/timeseries?minutes=60").then((d) => NSCharts.timeChart($("time-chart"), d.points)));
+      jobs.push(getJSON(`/api/timeseries?range=${range}`).then((d) => {
+        if (range !== state.range) return;
+        $("time-caption").textContent = `Per ${bucketWords(d.bucket_seconds)}, ${RANGE_WORDS[range] || range}`;
+        NSCharts.timeChart($("time-chart"), d);
+      }));
+      jobs.push(getJSON(`/api/talkers?range=${range}&limit=10`).then((d) => {
+        if (range === state.range) renderTalkers(d);
+      }));
       jobs.push(getJSON("/api/clients").then((d) => fillSelect($("f-client"), d.clients)));
     }
     // Older pages stay put; the newest page follows the traffic.
@@ -485,6 +542,19 @@ async function retrain() {
   }
 }
 
+/** Picks range `value` (when the picker offers it), in the picker and the address. */
+function setRange(value) {
+  if (!RANGE_WORDS[value]) return;
+  state.range = value;
+  $("f-range").value = value;
+  for (const id of ["protocol-caption", "talkers-caption"]) $(id).textContent = RANGE_WORDS[value];
+  history.replaceState(null, "", `#range=${value}`);
+}
+
+$("f-range").addEventListener("change", () => {
+  setRange($("f-range").value);
+  restartPaging();
+});
 $("auto").addEventListener("change", schedule);
 $("inc-acked").addEventListener("change", () => loadIncidents().catch((e) => setStatus(e.message, true)));
 $("retrain").addEventListener("click", retrain);
@@ -512,5 +582,6 @@ $("detail-close").addEventListener("click", () => {
   state.detailId = null;
 });
 
+setRange((/(?:^#|&)range=(\w+)/.exec(location.hash) || [])[1] || "1h");
 refresh(true);
 schedule();

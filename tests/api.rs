@@ -501,3 +501,115 @@ fn a_query_past_its_statement_timeout_is_recognised() {
         &netsentinel::store::StoreError::Query(other)
     ));
 }
+
+#[test]
+fn a_time_range_bounds_the_charts_the_talkers_and_the_table() {
+    // alpha's packets (and the probe's) count as stored 3 hours ago; beta's
+    // are stored now, by a second server on the same database.
+    let db = filled_db("apirange");
+    db.client()
+        .batch_execute("UPDATE traffic_minutes SET minute = minute - interval '3 hours'")
+        .unwrap();
+    let old = db.count("SELECT count(*) FROM packets");
+    let server = TestServer::start(&db, &[]);
+    common::send_with_giants(&server, "beta", 60);
+    drop(server);
+    let st = state(&db, None);
+    let total = old + 60;
+
+    // The table: the last hour is beta's alone, six hours is everything.
+    let clients = |query: &str| -> Vec<String> {
+        ok(&st, &format!("/api/packets?{query}"))["packets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["client"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let recent = clients("range=1h&limit=1000");
+    assert_eq!(recent.len(), 60, "the last hour holds beta's 60 packets");
+    assert!(recent.iter().all(|c| c == "beta"));
+    assert_eq!(clients("range=6h&limit=1000").len() as i64, total);
+    assert!(clients("range=1h&client=alpha").is_empty());
+    assert_eq!(clients("range=7d&client=alpha&limit=1000").len(), 300);
+    // Paging within a range stays within it.
+    let first = ok(&st, "/api/packets?range=1h&limit=50");
+    let next = first["next_before"].as_i64().expect("a second page");
+    let rest = ok(&st, &format!("/api/packets?range=1h&limit=50&before={next}"));
+    assert_eq!(rest["packets"].as_array().unwrap().len(), 10);
+
+    // Protocols and the chart count the range's packets.
+    let protocol_sum = |query: &str| -> i64 {
+        ok(&st, &format!("/api/protocols?{query}"))["protocols"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["packets"].as_i64().unwrap())
+            .sum()
+    };
+    assert_eq!(protocol_sum("range=1h"), 60);
+    assert_eq!(protocol_sum("range=6h"), total);
+    assert_eq!(protocol_sum(""), total, "no range: all time");
+    for (range, buckets, bucket_s, packets) in [
+        ("15m", 15, 60, 60),
+        ("1h", 60, 60, 60),
+        ("6h", 72, 300, total),
+        ("24h", 96, 900, total),
+        ("7d", 168, 3600, total),
+    ] {
+        let t = ok(&st, &format!("/api/timeseries?range={range}"));
+        let points = t["points"].as_array().unwrap();
+        assert_eq!(points.len(), buckets, "{range}");
+        assert_eq!(t["bucket_seconds"], bucket_s, "{range}");
+        let sum: i64 = points.iter().map(|p| p["packets"].as_i64().unwrap()).sum();
+        assert_eq!(sum, packets, "{range}");
+        // The last bucket is the one now is in.
+        let last = chrono::DateTime::parse_from_rfc3339(points[buckets - 1]["minute"].as_str().unwrap())
+            .unwrap();
+        let now = chrono::DateTime::parse_from_rfc3339(t["now"].as_str().unwrap()).unwrap();
+        let into = (now - last).num_seconds();
+        assert!((0..bucket_s).contains(&into), "{range}: now is {into} s into the last bucket");
+    }
+    assert_eq!(
+        ok(&st, "/api/timeseries?minutes=5")["points"].as_array().unwrap().len(),
+        5
+    );
+
+    // Top talkers: exact over a small range, hosts ranked by packets.
+    let t = ok(&st, "/api/talkers?range=1h");
+    assert_eq!(t["packets"], 60);
+    assert_eq!(t["exact"], true);
+    let talkers = t["talkers"].as_array().unwrap();
+    assert!(!talkers.is_empty());
+    for w in talkers.windows(2) {
+        assert!(w[0]["packets"].as_i64() >= w[1]["packets"].as_i64());
+    }
+    let top = talkers[0]["host"].as_str().unwrap();
+    let want = db.count(&format!(
+        "SELECT count(*) FROM packets WHERE client = 'beta' AND (source_ip = '{top}' OR dest_ip = '{top}')"
+    ));
+    assert_eq!(talkers[0]["packets"], want, "{top}");
+    assert_eq!(ok(&st, "/api/talkers?range=6h")["packets"], total);
+    assert!(ok(&st, "/api/talkers?range=15m&limit=1")["talkers"].as_array().unwrap().len() <= 1);
+
+    // A sample when the range holds more packets than it reads: estimates.
+    let mut c = db.client();
+    let range = store::ranges::TimeRange::parse("6h").unwrap();
+    let s = store::ranges::talkers(&mut c, range, 100, 5).unwrap();
+    assert!(!s.exact);
+    assert_eq!(s.packets, total);
+    assert!(s.sampled > 0 && s.sampled <= 100, "{}", s.sampled);
+    assert!(s.talkers.iter().all(|t| t.packets <= 2 * total));
+
+    for (query, parameter) in [
+        ("/api/packets?range=2w", "range"),
+        ("/api/packets?range=0m", "range"),
+        ("/api/protocols?range=yesterday", "range"),
+        ("/api/timeseries?range=400d", "range"),
+        ("/api/timeseries?range=1h&minutes=60", "range"),
+        ("/api/talkers?range=1y", "range"),
+        ("/api/talkers?limit=0", "limit"),
+    ] {
+        assert!(!bad(&st, query, parameter).is_empty(), "{query}");
+    }
+}

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use netsentinel::protocol::is_valid_protocol_name;
 use netsentinel::protocol::{parse_line, Line, MAX_SEQ};
-use netsentinel::web::routes::{minutes_from_query, packet_filter_from_query};
+use netsentinel::web::routes::{packet_filter_from_query, series_range_from_query};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -199,7 +199,11 @@ fn kind(message: &str) -> String {
 fn check_query(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let a = match packet_filter_from_query(&text) {
-        Ok(f) => {
+        Ok(q) => {
+            let f = q.query;
+            assert!(q
+                .range
+                .is_none_or(|r| (60..=366 * 86_400).contains(&r.span_s) && r.buckets() <= 180));
             assert!((1..=1000).contains(&f.limit), "limit {}", f.limit);
             assert!(f.before.is_none_or(|b| b >= 1));
             assert!(f.protocol.as_deref().is_none_or(is_valid_protocol_name));
@@ -213,8 +217,8 @@ fn check_query(bytes: &[u8]) -> String {
             kind(e)
         }
     };
-    match minutes_from_query(&text) {
-        Ok(m) => assert!((1..=1440).contains(&m)),
+    match series_range_from_query(&text) {
+        Ok(r) => assert!((60..=366 * 86_400).contains(&r.span_s) && r.buckets() <= 180),
         Err(r) => assert_eq!(r.status, 400),
     }
     a

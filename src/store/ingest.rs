@@ -129,6 +129,9 @@ pub struct MinuteCount {
     pub bytes: i64,
     /// Anomalies.
     pub anomalies: i64,
+    /// The lowest packet id among them (`None`: no new packet, e.g. a late
+    /// anomaly).
+    pub first_id: Option<i64>,
 }
 
 impl MinuteCount {
@@ -150,6 +153,7 @@ impl MinuteCount {
                         packets: 0,
                         bytes: 0,
                         anomalies: 0,
+                        first_id: None,
                     });
                     by_protocol.len() - 1
                 }
@@ -158,6 +162,7 @@ impl MinuteCount {
             m.packets += 1;
             m.bytes += i64::from(r.packet.packet_size);
             m.anomalies += i64::from(r.anomaly);
+            m.first_id = Some(m.first_id.map_or(r.id, |f| f.min(r.id)));
         }
         by_protocol
     }
@@ -233,10 +238,11 @@ impl IngestConn {
              WHERE client = $1 AND client_seq = ANY($2)",
         )?;
         let minutes = conn.prepare(
-            "INSERT INTO traffic_minutes AS t (minute, protocol, packets, bytes, anomalies) \
-             SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::int8[], $4::int8[], $5::int8[]) \
+            "INSERT INTO traffic_minutes AS t (minute, protocol, packets, bytes, anomalies, first_id) \
+             SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::int8[]) \
              ON CONFLICT (minute, protocol) DO UPDATE SET packets = t.packets + EXCLUDED.packets, \
-             bytes = t.bytes + EXCLUDED.bytes, anomalies = t.anomalies + EXCLUDED.anomalies",
+             bytes = t.bytes + EXCLUDED.bytes, anomalies = t.anomalies + EXCLUDED.anomalies, \
+             first_id = LEAST(t.first_id, EXCLUDED.first_id)",
         )?;
         let totals = conn.prepare(
             "INSERT INTO traffic_totals AS t (protocol, packets, bytes, anomalies) \
@@ -368,9 +374,10 @@ impl IngestConn {
             let packets: Vec<i64> = minutes.iter().map(|m| m.packets).collect();
             let bytes: Vec<i64> = minutes.iter().map(|m| m.bytes).collect();
             let anomalies: Vec<i64> = minutes.iter().map(|m| m.anomalies).collect();
+            let first_id: Vec<Option<i64>> = minutes.iter().map(|m| m.first_id).collect();
             tx.execute(
                 &self.minutes,
-                &[&minute, &protocol, &packets, &bytes, &anomalies],
+                &[&minute, &protocol, &packets, &bytes, &anomalies, &first_id],
             )?;
         }
         if !totals.is_empty() {
@@ -430,6 +437,7 @@ fn add_anomaly(counts: &mut Vec<MinuteCount>, minute: DateTime<Utc>, protocol: &
             packets: 0,
             bytes: 0,
             anomalies: 1,
+            first_id: None,
         }),
     }
 }

@@ -36,6 +36,14 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0008_suppression_rules.sql",
         include_str!("../../sql/0008_suppression_rules.sql"),
     ),
+    (
+        "0009_packet_search.sql",
+        include_str!("../../sql/0009_packet_search.sql"),
+    ),
+    (
+        "0010_minute_first_id.sql",
+        include_str!("../../sql/0010_minute_first_id.sql"),
+    ),
 ];
 
 /// Arbitrary key for the advisory lock that keeps two servers from migrating at once.

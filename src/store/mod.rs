@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod migrate;
 pub mod models;
 pub mod queries;
+pub mod ranges;
 pub mod senders;
 pub mod suppressions;
 

@@ -33,17 +33,6 @@ pub struct ProtocolTotals {
     pub anomalies: i64,
 }
 
-/// One minute of traffic.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct MinutePoint {
-    /// Start of the minute.
-    pub minute: DateTime<Utc>,
-    /// Packets.
-    pub packets: i64,
-    /// Anomalies.
-    pub anomalies: i64,
-}
-
 /// A stored packet as the dashboard shows it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PacketRow {
@@ -101,6 +90,8 @@ pub struct PacketFilter {
     pub port: Option<i32>,
     /// Only ids below this (the next page).
     pub before: Option<i64>,
+    /// Only ids from this one up (a time range, see `ranges::ids`).
+    pub since_id: Option<i64>,
     /// At most this many.
     pub limit: i64,
 }
@@ -172,31 +163,6 @@ pub fn protocols(c: &mut impl GenericClient) -> Result<Vec<ProtocolTotals>, Stor
         .collect())
 }
 
-/// Per-minute packets and anomalies of the last `minutes` minutes, oldest
-/// first, with empty minutes as zeros.
-pub fn timeseries(
-    c: &mut impl GenericClient,
-    minutes: i32,
-) -> Result<Vec<MinutePoint>, StoreError> {
-    let rows = c.query(
-        "WITH span AS (SELECT generate_series(date_trunc('minute', now()) - ($1 - 1) * interval '1 minute', \
-                                              date_trunc('minute', now()), interval '1 minute') AS minute), \
-              agg AS (SELECT minute, sum(packets) AS packets, sum(anomalies) AS anomalies FROM traffic_minutes \
-                      WHERE minute >= date_trunc('minute', now()) - ($1 - 1) * interval '1 minute' GROUP BY minute) \
-         SELECT span.minute, coalesce(agg.packets, 0)::int8, coalesce(agg.anomalies, 0)::int8 \
-         FROM span LEFT JOIN agg USING (minute) ORDER BY span.minute",
-        &[&minutes],
-    )?;
-    Ok(rows
-        .iter()
-        .map(|r| MinutePoint {
-            minute: r.get(0),
-            packets: r.get(1),
-            anomalies: r.get(2),
-        })
-        .collect())
-}
-
 /// Packets newest first, filtered, from `before` down. A search by host,
 /// network or port reads each side (source and destination) newest first
 /// and merges the two; see [`SEARCH_TIMEOUT_MS`].
@@ -217,6 +183,10 @@ pub fn packets(c: &mut impl GenericClient, f: &PacketFilter) -> Result<Vec<Packe
     if let Some(before) = &f.before {
         params.push(before);
         common.push_str(&format!(" AND id < ${}", params.len()));
+    }
+    if let Some(since) = &f.since_id {
+        params.push(since);
+        common.push_str(&format!(" AND id >= ${}", params.len()));
     }
     // The key each side is searched by, and the other filters.
     let mut sides: Option<(String, String)> = None;
@@ -262,9 +232,9 @@ pub fn packets(c: &mut impl GenericClient, f: &PacketFilter) -> Result<Vec<Packe
         ),
     };
     if search {
-        // No index serves a search yet (four would halve ingest): it walks
-        // the table newest first, and gives up after SEARCH_TIMEOUT_MS so a
-        // rare value never stalls the dashboard.
+        // Each side reads its own index (migration 0009) backwards; the
+        // timeout is a guard for what the indexes cannot narrow (e.g. a
+        // /8 network with a rare protocol), so it never stalls the dashboard.
         let mut tx = c.transaction()?;
         tx.batch_execute(&format!(
             "SET LOCAL statement_timeout = {SEARCH_TIMEOUT_MS}"

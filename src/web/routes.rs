@@ -8,6 +8,7 @@ use crate::detector::Subject;
 use crate::incidents::rules;
 use crate::protocol::is_valid_protocol_name;
 use crate::stats::Stats;
+use crate::store::ranges::{self, TimeRange};
 use crate::store::{incidents as incident_store, queries, suppressions, StoreError};
 use crate::trainer::{self, TrainError};
 
@@ -27,8 +28,8 @@ fn store_error(e: StoreError) -> ApiResponse {
         return ApiResponse::error(
             503,
             format!(
-                "the search took over {} ms and was stopped (no index serves searches yet): \
-                 narrow it with client=, protocol= or anomalies=true, or search a busier value",
+                "the search took over {} ms and was stopped: narrow it with a shorter range=, \
+                 a longer network prefix, client=, protocol= or anomalies=true",
                 queries::SEARCH_TIMEOUT_MS
             ),
             None,
@@ -44,6 +45,7 @@ const API_PATHS: &[&str] = &[
     "/api/protocols",
     "/api/timeseries",
     "/api/clients",
+    "/api/talkers",
     "/api/incidents",
     "/api/suppressions",
     "/api/retrain",
@@ -63,6 +65,7 @@ pub fn route(req: &ApiRequest, state: &WebState) -> ApiResponse {
         (true, _, "/api/protocols") => protocols(req, state),
         (true, _, "/api/timeseries") => timeseries(req, state),
         (true, _, "/api/clients") => clients(req, state),
+        (true, _, "/api/talkers") => talkers(req, state),
         (true, _, p) if p.starts_with("/api/packets/") => {
             packet_detail(req, state, &p["/api/packets/".len()..])
         }
@@ -160,7 +163,22 @@ fn packets(req: &ApiRequest, state: &WebState) -> ApiResponse {
         Ok(f) => f,
         Err(r) => return r,
     };
-    match state.with_db(|c| queries::packets(c, &filter)) {
+    let found = state.with_db(|c| match filter.range {
+        Some(range) => {
+            let ids = ranges::ids(c, range)?;
+            if ids.packets == 0 {
+                return Ok(Vec::new());
+            }
+            let bounded = queries::PacketFilter {
+                since_id: ids.first_id,
+                ..filter.query.clone()
+            };
+            queries::packets(c, &bounded)
+        }
+        None => queries::packets(c, &filter.query),
+    });
+    let filter = &filter.query;
+    match found {
         Ok(rows) => {
             let next = if rows.len() as i64 == filter.limit {
                 rows.last().map(|r| r.id)
@@ -173,9 +191,19 @@ fn packets(req: &ApiRequest, state: &WebState) -> ApiResponse {
     }
 }
 
+/// What `GET /api/packets` asks for: the filter, and the time range its
+/// packets were stored in (`None`: any time).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PacketQuery {
+    /// Filters.
+    pub query: queries::PacketFilter,
+    /// `range=`.
+    pub range: Option<TimeRange>,
+}
+
 /// The filter `GET /api/packets` builds from its query string, or the 400
 /// answer. Pure (no database), so it can be fuzzed.
-pub fn packet_filter_from_query(query: &str) -> Result<queries::PacketFilter, ApiResponse> {
+pub fn packet_filter_from_query(query: &str) -> Result<PacketQuery, ApiResponse> {
     let params = Params::parse(
         query,
         &[
@@ -187,17 +215,41 @@ pub fn packet_filter_from_query(query: &str) -> Result<queries::PacketFilter, Ap
             "port",
             "limit",
             "before",
+            "range",
         ],
     )?;
-    packet_filter(&params)
+    Ok(PacketQuery {
+        query: packet_filter(&params)?,
+        range: range_param(&params)?,
+    })
 }
 
-/// The minutes `GET /api/timeseries` covers, or the 400 answer. Pure.
-pub fn minutes_from_query(query: &str) -> Result<i32, ApiResponse> {
-    let params = Params::parse(query, &["minutes"])?;
-    params
-        .int("minutes", 1, i64::from(MAX_MINUTES), 60)
-        .map(|m| m as i32)
+/// `range=` (e.g. `15m`, `1h`, `6h`, `24h`, `7d`), or the 400 answer.
+fn range_param(p: &Params) -> Result<Option<TimeRange>, ApiResponse> {
+    match p.text("range") {
+        None => Ok(None),
+        Some(t) => TimeRange::parse(t)
+            .map(Some)
+            .map_err(|e| ApiResponse::error(400, e, Some("range"))),
+    }
+}
+
+/// The range `GET /api/timeseries` covers (`range=`, or the older
+/// `minutes=`; default the last hour), or the 400 answer. Pure.
+pub fn series_range_from_query(query: &str) -> Result<TimeRange, ApiResponse> {
+    let params = Params::parse(query, &["minutes", "range"])?;
+    if params.text("minutes").is_some() && params.text("range").is_some() {
+        return Err(ApiResponse::error(
+            400,
+            "give range= or minutes=, not both",
+            Some("range"),
+        ));
+    }
+    if let Some(range) = range_param(&params)? {
+        return Ok(range);
+    }
+    let minutes = params.int("minutes", 1, i64::from(MAX_MINUTES), 60)?;
+    Ok(TimeRange::of_seconds(minutes * 60))
 }
 
 fn packet_filter(p: &Params) -> Result<queries::PacketFilter, ApiResponse> {
@@ -258,27 +310,59 @@ fn packet_filter(p: &Params) -> Result<queries::PacketFilter, ApiResponse> {
         net,
         port,
         before,
+        since_id: None,
         limit: p.int("limit", 1, MAX_LIMIT, 100)?,
     })
 }
 
 fn protocols(req: &ApiRequest, state: &WebState) -> ApiResponse {
-    if let Err(r) = Params::parse(&req.query, &[]) {
-        return r;
-    }
-    match state.with_db(queries::protocols) {
+    let range = match Params::parse(&req.query, &["range"]).and_then(|p| range_param(&p)) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let found = state.with_db(|c| match range {
+        Some(range) => ranges::protocols(c, range),
+        None => queries::protocols(c),
+    });
+    match found {
         Ok(rows) => ApiResponse::json(200, &json!({ "protocols": rows })),
         Err(e) => store_error(e),
     }
 }
 
 fn timeseries(req: &ApiRequest, state: &WebState) -> ApiResponse {
-    let minutes = match minutes_from_query(&req.query) {
-        Ok(m) => m,
+    let range = match series_range_from_query(&req.query) {
+        Ok(r) => r,
         Err(r) => return r,
     };
-    match state.with_db(|c| queries::timeseries(c, minutes)) {
-        Ok(points) => ApiResponse::json(200, &json!({ "minutes": minutes, "points": points })),
+    match state.with_db(|c| Ok((ranges::series(c, range)?, ranges::now(c)?))) {
+        Ok((points, now)) => ApiResponse::json(
+            200,
+            &json!({
+                "minutes": range.span_s / 60,
+                "bucket_seconds": range.bucket_s,
+                "now": now,
+                "points": points,
+            }),
+        ),
+        Err(e) => store_error(e),
+    }
+}
+
+/// Packets the top talkers of a long range are estimated from.
+const TALKER_SAMPLE: i64 = 20_000;
+
+fn talkers(req: &ApiRequest, state: &WebState) -> ApiResponse {
+    let params = match Params::parse(&req.query, &["range", "limit"]) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let (range, limit) = match (range_param(&params), params.int("limit", 1, 100, 10)) {
+        (Ok(r), Ok(l)) => (r.unwrap_or(TimeRange::of_seconds(3_600)), l as usize),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    match state.with_db(|c| ranges::talkers(c, range, TALKER_SAMPLE, limit)) {
+        Ok(t) => ApiResponse::json(200, &t),
         Err(e) => store_error(e),
     }
 }
