@@ -1,11 +1,12 @@
 //! `netsentinel demo`: the server and three paced clients in one process, over
-//! real TCP, until Ctrl-C; then the clients drain, the server shuts down
+//! real TCP (the third optionally running an attack scenario), until Ctrl-C; then the clients drain, the server shuts down
 //! cleanly, and each client's report is printed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::client::generate::Scenario;
 use crate::client::{self, ClientOptions, Mode, Pacing};
 use crate::config::Config;
 use crate::server::{self, ServerError};
@@ -25,8 +26,14 @@ pub enum DemoError {
     Start(String),
 }
 
-/// Runs the demo until Ctrl-C/SIGTERM.
-pub fn run(config: Config, rate: f64, anomaly_ratio: f64) -> Result<(), DemoError> {
+/// Runs the demo until Ctrl-C/SIGTERM; with `scenario`, the last client
+/// also runs that attack.
+pub fn run(
+    config: Config,
+    rate: f64,
+    anomaly_ratio: f64,
+    scenario: Option<Scenario>,
+) -> Result<(), DemoError> {
     let stop_clients = Arc::new(AtomicBool::new(false));
     {
         let stop = Arc::clone(&stop_clients);
@@ -53,6 +60,13 @@ pub fn run(config: Config, rate: f64, anomaly_ratio: f64) -> Result<(), DemoErro
             .map(|c| crate::store::describe(&c))
             .unwrap_or_default()
     );
+    if let Some(s) = scenario {
+        println!(
+            "  attack: {} also runs the {} scenario (see the Incidents panel)",
+            CLIENTS[CLIENTS.len() - 1],
+            format!("{s:?}").to_lowercase()
+        );
+    }
     println!("  Press Ctrl-C to stop.");
 
     let clients: Vec<_> = CLIENTS
@@ -65,7 +79,7 @@ pub fn run(config: Config, rate: f64, anomaly_ratio: f64) -> Result<(), DemoErro
                 mode: Mode::Continuous,
                 pacing: Pacing::Rate(rate),
                 anomaly_ratio,
-                scenario: None,
+                scenario: scenario.filter(|_| i == CLIENTS.len() - 1),
                 attack_share: crate::client::generate::DEFAULT_ATTACK_SHARE,
                 seed: i as u64 + 1,
                 protocols: config.traffic.protocols.clone(),

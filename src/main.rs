@@ -103,7 +103,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Some(opts) => Ok(client::run_and_report(&opts, args.json)?),
             None => Ok(()),
         },
-        Command::Demo(args) => Ok(demo::run(config, args.rate, args.anomaly_ratio)?),
+        Command::Demo(args) => Ok(demo::run(
+            config,
+            args.rate,
+            args.anomaly_ratio,
+            args.scenario,
+        )?),
         Command::Config(args) => run_config(&config, args),
         Command::Sender(args) => run_sender(&config, args),
         Command::Suppress(args) => run_suppress(&config, args),

@@ -535,7 +535,10 @@ fn a_time_range_bounds_the_charts_the_talkers_and_the_table() {
     // Paging within a range stays within it.
     let first = ok(&st, "/api/packets?range=1h&limit=50");
     let next = first["next_before"].as_i64().expect("a second page");
-    let rest = ok(&st, &format!("/api/packets?range=1h&limit=50&before={next}"));
+    let rest = ok(
+        &st,
+        &format!("/api/packets?range=1h&limit=50&before={next}"),
+    );
     assert_eq!(rest["packets"].as_array().unwrap().len(), 10);
 
     // Protocols and the chart count the range's packets.
@@ -564,14 +567,21 @@ fn a_time_range_bounds_the_charts_the_talkers_and_the_table() {
         let sum: i64 = points.iter().map(|p| p["packets"].as_i64().unwrap()).sum();
         assert_eq!(sum, packets, "{range}");
         // The last bucket is the one now is in.
-        let last = chrono::DateTime::parse_from_rfc3339(points[buckets - 1]["minute"].as_str().unwrap())
-            .unwrap();
+        let last =
+            chrono::DateTime::parse_from_rfc3339(points[buckets - 1]["minute"].as_str().unwrap())
+                .unwrap();
         let now = chrono::DateTime::parse_from_rfc3339(t["now"].as_str().unwrap()).unwrap();
         let into = (now - last).num_seconds();
-        assert!((0..bucket_s).contains(&into), "{range}: now is {into} s into the last bucket");
+        assert!(
+            (0..bucket_s).contains(&into),
+            "{range}: now is {into} s into the last bucket"
+        );
     }
     assert_eq!(
-        ok(&st, "/api/timeseries?minutes=5")["points"].as_array().unwrap().len(),
+        ok(&st, "/api/timeseries?minutes=5")["points"]
+            .as_array()
+            .unwrap()
+            .len(),
         5
     );
 
@@ -590,7 +600,13 @@ fn a_time_range_bounds_the_charts_the_talkers_and_the_table() {
     ));
     assert_eq!(talkers[0]["packets"], want, "{top}");
     assert_eq!(ok(&st, "/api/talkers?range=6h")["packets"], total);
-    assert!(ok(&st, "/api/talkers?range=15m&limit=1")["talkers"].as_array().unwrap().len() <= 1);
+    assert!(
+        ok(&st, "/api/talkers?range=15m&limit=1")["talkers"]
+            .as_array()
+            .unwrap()
+            .len()
+            <= 1
+    );
 
     // A sample when the range holds more packets than it reads: estimates.
     let mut c = db.client();

@@ -140,3 +140,47 @@ fn incidents_panel_in_headless_chromium() {
         1
     );
 }
+
+#[test]
+fn time_range_and_top_talkers_in_headless_chromium() {
+    if skipped() {
+        return;
+    }
+    let db = TestDb::new("browser_range");
+    let server = TestServer::start(&db, &[]);
+    // alpha's 200 packets count as stored 3 hours ago; beta's 120 (two
+    // protocols with long names among them) are stored now.
+    common::send_with_giants(&server, "alpha", 200);
+    db.client()
+        .batch_execute("UPDATE traffic_minutes SET minute = minute - interval '3 hours'")
+        .unwrap();
+    let mut beta = server.connect();
+    beta.hello("beta");
+    let mut text = String::new();
+    for seq in 1..=120u64 {
+        let mut p = common::packet(seq);
+        p["source_ip"] = serde_json::json!(format!("172.16.0.{}", seq % 3 + 1));
+        if seq % 4 == 0 {
+            p["protocol"] = serde_json::json!(if seq % 8 == 0 {
+                "WIREGUARD0"
+            } else {
+                "OPENVPN-TC"
+            });
+        }
+        text.push_str(&format!("{p}\n"));
+    }
+    beta.send_raw(&text);
+    beta.recv_n(120);
+
+    let dashboard_url = format!("http://127.0.0.1:{}/", server.dashboard_port);
+    let stdout = run_script(
+        "timerange.mjs",
+        &server,
+        &[
+            ("DASHBOARD_URL", dashboard_url.as_str()),
+            ("RECENT_PACKETS", "120"),
+            ("ALL_PACKETS", "320"),
+        ],
+    );
+    assert!(stdout.contains("time range browser test passed"));
+}

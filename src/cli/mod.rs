@@ -382,6 +382,12 @@ pub struct DemoArgs {
     #[arg(long, value_name = "R", default_value_t = 0.1, value_parser = ratio)]
     pub anomaly_ratio: f64,
 
+    /// The third client also runs this behavioural attack (e.g. `mixed`: a
+    /// port scan, a sweep, a SYN flood, SSH brute force and a beacon), so the
+    /// Incidents panel has something to show.
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub scenario: Option<crate::client::generate::Scenario>,
+
     /// Dashboard port [default: dashboard.port, 5000].
     #[arg(long, value_name = "PORT")]
     pub dashboard_port: Option<String>,

@@ -167,6 +167,11 @@ pub fn protocols(c: &mut impl GenericClient) -> Result<Vec<ProtocolTotals>, Stor
 /// network or port reads each side (source and destination) newest first
 /// and merges the two; see [`SEARCH_TIMEOUT_MS`].
 pub fn packets(c: &mut impl GenericClient, f: &PacketFilter) -> Result<Vec<PacketRow>, StoreError> {
+    if let Some(net) = f.net.as_deref().filter(|_| only_net(f)) {
+        if let Some(rows) = net_packets(c, net, f)? {
+            return Ok(rows);
+        }
+    }
     let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
     let mut common = String::new();
     if let Some(p) = &f.protocol {
@@ -244,6 +249,89 @@ pub fn packets(c: &mut impl GenericClient, f: &PacketFilter) -> Result<Vec<Packe
         return Ok(rows);
     }
     Ok(c.query(&sql, &params)?.iter().map(packet_row).collect())
+}
+
+/// True when a filter searches a network and nothing else (besides paging
+/// and a time range).
+fn only_net(f: &PacketFilter) -> bool {
+    f.net.is_some()
+        && f.protocol.is_none()
+        && !f.anomalies_only
+        && f.client.is_none()
+        && f.host.is_none()
+        && f.port.is_none()
+}
+
+/// Most distinct addresses a network search visits one by one.
+pub const NET_ADDRESSES: i64 = 256;
+
+/// A network's packets, newest first, through the per-side address indexes:
+/// the distinct addresses of the network on each side (a skip scan: one
+/// index probe per address), each address's newest ids (index-only), the
+/// newest of those, then their rows. A network sorted by id would
+/// otherwise mean sorting every packet of it, and walking the table newest
+/// first finds nothing fast when the network is rare. `None` when a side
+/// has more than [`NET_ADDRESSES`] addresses: such a network is dense
+/// enough for the walk.
+fn net_packets(
+    c: &mut impl GenericClient,
+    net: &str,
+    f: &PacketFilter,
+) -> Result<Option<Vec<PacketRow>>, StoreError> {
+    let mut tx = c.transaction()?;
+    tx.batch_execute(&format!(
+        "SET LOCAL statement_timeout = {SEARCH_TIMEOUT_MS}"
+    ))?;
+    let before = f.before.unwrap_or(i64::MAX);
+    let since = f.since_id.unwrap_or(0);
+    let mut ids: Vec<i64> = Vec::new();
+    for column in ["source_ip", "dest_ip"] {
+        let addresses: Vec<std::net::IpAddr> = tx
+            .query(
+                &format!(
+                    "WITH RECURSIVE a(ip, n) AS ( \
+                       (SELECT {column}, 1 FROM packets WHERE {column} <<= $1::text::cidr \
+                        ORDER BY {column} LIMIT 1) \
+                       UNION ALL \
+                       SELECT (SELECT {column} FROM packets WHERE {column} > a.ip AND {column} <<= $1::text::cidr \
+                               ORDER BY {column} LIMIT 1), a.n + 1 \
+                       FROM a WHERE a.ip IS NOT NULL AND a.n <= $2::int8) \
+                     SELECT ip FROM a WHERE ip IS NOT NULL"
+                ),
+                &[&net, &NET_ADDRESSES],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if addresses.len() as i64 > NET_ADDRESSES {
+            return Ok(None);
+        }
+        ids.extend(
+            tx.query(
+                &format!(
+                    "SELECT x.id FROM unnest($1::inet[]) AS u(ip), LATERAL ( \
+                       SELECT id FROM packets WHERE {column} = u.ip AND id < $2 AND id >= $3 \
+                       ORDER BY id DESC LIMIT $4) x"
+                ),
+                &[&addresses, &before, &since, &f.limit],
+            )?
+            .iter()
+            .map(|r| r.get::<_, i64>(0)),
+        );
+    }
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    ids.dedup();
+    ids.truncate(usize::try_from(f.limit).unwrap_or(0));
+    let rows = tx
+        .query(
+            &format!("SELECT {PACKET_COLUMNS} FROM packets WHERE id = ANY($1) ORDER BY id DESC"),
+            &[&ids],
+        )?
+        .iter()
+        .map(packet_row)
+        .collect();
+    tx.commit()?;
+    Ok(Some(rows))
 }
 
 /// Longest a search (by host, network or port) or a host view may take.

@@ -91,7 +91,10 @@ pub struct BucketPoint {
 /// buckets as zeros. Buckets start at multiples of their length since the
 /// epoch (UTC), so a refresh draws the same buckets; the last is the one
 /// now is in, and still filling.
-pub fn series(c: &mut impl GenericClient, range: TimeRange) -> Result<Vec<BucketPoint>, StoreError> {
+pub fn series(
+    c: &mut impl GenericClient,
+    range: TimeRange,
+) -> Result<Vec<BucketPoint>, StoreError> {
     let bucket = range.bucket_s as f64;
     let count = range.buckets();
     let rows = c.query(
@@ -204,9 +207,10 @@ pub struct Talkers {
 }
 
 /// The `limit` hosts with the most packets in `range`. A range with more
-/// than `sample` packets is estimated from `sample` packets drawn uniformly
-/// from its id range (each a primary-key lookup), so a week costs what a
-/// minute does.
+/// than `sample` packets is estimated from about `sample` packets: runs of
+/// [`SAMPLE_RUN`] consecutive packets from random places of its id range (a
+/// run shares heap pages, so this reads a few hundred pages however long
+/// the range is).
 pub fn talkers(
     c: &mut impl GenericClient,
     range: TimeRange,
@@ -223,33 +227,42 @@ pub fn talkers(
             exact: true,
         });
     }
-    let columns = "host(source_ip), host(dest_ip), packet_size, anomaly_flag";
+    let columns = "id, host(source_ip), host(dest_ip), packet_size, anomaly_flag";
     let lo = ids.first_id.unwrap_or(0);
-    let top: i64 = c
-        .query_one("SELECT coalesce(max(id), 0) FROM packets", &[])?
-        .get(0);
-    let exact = top - lo < sample;
+    let exact = ids.packets <= sample && ids.first_id.is_some();
     let rows = if exact {
         c.query(
             &format!("SELECT {columns} FROM packets WHERE id >= $1"),
             &[&lo],
         )?
     } else {
+        let top: i64 = c
+            .query_one("SELECT coalesce(max(id), 0) FROM packets", &[])?
+            .get(0);
+        // Each run: the SAMPLE_RUN packets from a random place on (ids
+        // have gaps where a server let a reserved block go, so a run takes
+        // the next ids that exist rather than a fixed span).
         c.query(
             &format!(
-                "SELECT {columns} FROM packets WHERE id IN \
-                 (SELECT $1::int8 + floor(random() * ($2::int8 - $1::int8 + 1))::int8 FROM generate_series(1, $3::int8))"
+                "SELECT x.* FROM unnest($1::int8[]) AS s(start), LATERAL ( \
+                   SELECT {columns} FROM packets WHERE id >= s.start ORDER BY id LIMIT $2::int8) x"
             ),
-            &[&lo, &top, &sample],
+            &[&sample_starts(lo, top, sample), &SAMPLE_RUN],
         )?
     };
+    // Runs that met after a gap read the same packets: count each once.
+    let mut seen = std::collections::HashSet::new();
+    let rows: Vec<&postgres::Row> = rows
+        .iter()
+        .filter(|r| seen.insert(r.get::<_, i64>(0)))
+        .collect();
     let read = rows.len() as i64;
     let mut by_host: HashMap<String, Talker> = HashMap::new();
     for r in &rows {
-        let size = i64::from(r.get::<_, i32>(2));
-        let bad = i64::from(r.get::<_, bool>(3));
-        let src: String = r.get(0);
-        let dst: String = r.get(1);
+        let size = i64::from(r.get::<_, i32>(3));
+        let bad = i64::from(r.get::<_, bool>(4));
+        let src: String = r.get(1);
+        let dst: String = r.get(2);
         for (host, sent) in [(src.clone(), true), (dst, false)] {
             if !sent && host == src {
                 continue; // to itself: once
@@ -287,9 +300,37 @@ pub fn talkers(
     })
 }
 
+/// Consecutive ids read at each sampled place.
+pub const SAMPLE_RUN: i64 = 50;
+
+/// Where the runs of a sample of about `sample` packets from `lo..=hi`
+/// start: uniformly random places, sorted.
+fn sample_starts(lo: i64, hi: i64, sample: i64) -> Vec<i64> {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let last_start = (hi - SAMPLE_RUN + 1).max(lo);
+    let mut starts: Vec<i64> = (0..(sample / SAMPLE_RUN).max(1))
+        .map(|_| rng.random_range(lo..=last_start))
+        .collect();
+    starts.sort_unstable();
+    starts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sample_runs_start_anywhere_in_the_range() {
+        let starts = sample_starts(1_000, 1_000_000, 5_000);
+        assert_eq!(starts.len(), 100);
+        assert!(starts.windows(2).all(|w| w[0] <= w[1]));
+        assert!(starts[0] >= 1_000 && *starts.last().unwrap() <= 1_000_000 - SAMPLE_RUN + 1);
+        // Spread over the range, not bunched at one end.
+        let low = starts.iter().filter(|&&i| i < 500_000).count();
+        assert!((15..=85).contains(&low), "{low} of 100 in the lower half");
+        assert!(sample_starts(5, 20, 5_000).iter().all(|s| *s == 5));
+    }
 
     #[test]
     fn ranges_parse_with_a_bucket_that_keeps_the_chart_short() {
@@ -301,7 +342,18 @@ mod tests {
         assert_eq!(r("7d"), Ok((604_800, 3_600, 168)));
         assert_eq!(r("90d"), Ok((7_776_000, 86_400, 90)));
         assert_eq!(r("1m"), Ok((60, 60, 1)));
-        for bad in ["", "h", "0m", "-1h", "1.5h", "15", "15s", "367d", "1w", "9999999999999999999d"] {
+        for bad in [
+            "",
+            "h",
+            "0m",
+            "-1h",
+            "1.5h",
+            "15",
+            "15s",
+            "367d",
+            "1w",
+            "9999999999999999999d",
+        ] {
             let e = TimeRange::parse(bad).unwrap_err();
             assert!(e.contains("15m, 1h, 6h, 24h or 7d"), "{bad}: {e}");
         }

@@ -350,7 +350,7 @@ fn timeseries(req: &ApiRequest, state: &WebState) -> ApiResponse {
 }
 
 /// Packets the top talkers of a long range are estimated from.
-const TALKER_SAMPLE: i64 = 20_000;
+const TALKER_SAMPLE: i64 = 5_000;
 
 fn talkers(req: &ApiRequest, state: &WebState) -> ApiResponse {
     let params = match Params::parse(&req.query, &["range", "limit"]) {
