@@ -1,7 +1,8 @@
 //! Live counters the threads update and the dashboard, `/metrics` and the logs
 //! read. Plain atomics: no lock on the hot path.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// A fixed-bucket histogram (Prometheus style: cumulative on output).
 #[derive(Debug)]
@@ -61,6 +62,101 @@ pub const BATCH_SIZE_BUCKETS: &[f64] = &[
 /// Bucket bounds of the commit-latency histogram (seconds).
 pub const COMMIT_BUCKETS: &[f64] = &[0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
+/// The worker's database write in flight, if any, and how long it has waited
+/// (issue #14): a commit that waits on a synchronous standby that is gone
+/// never fails, it just never returns, so the wait itself is what is watched.
+#[derive(Debug)]
+pub struct CommitWatch {
+    origin: Instant,
+    /// When the write in flight started: milliseconds since `origin`, plus
+    /// one; 0 when none is.
+    started_ms: AtomicU64,
+    /// A wait longer than this is a stall.
+    limit_ms: AtomicU64,
+    /// Stalls so far.
+    stalls: AtomicU64,
+    /// Set when the worker has stopped for good.
+    closed: AtomicBool,
+}
+
+impl Default for CommitWatch {
+    fn default() -> CommitWatch {
+        CommitWatch {
+            origin: Instant::now(),
+            started_ms: AtomicU64::new(0),
+            limit_ms: AtomicU64::new(10_000),
+            stalls: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Marks a write in flight until dropped.
+#[derive(Debug)]
+pub struct WriteInFlight<'a>(&'a CommitWatch);
+
+impl Drop for WriteInFlight<'_> {
+    fn drop(&mut self) {
+        self.0.started_ms.store(0, Ordering::Relaxed);
+    }
+}
+
+impl CommitWatch {
+    /// Marks a write as started; it ends when the guard is dropped.
+    pub fn begin(&self) -> WriteInFlight<'_> {
+        let now = self.origin.elapsed().as_millis() as u64 + 1;
+        self.started_ms.store(now, Ordering::Relaxed);
+        WriteInFlight(self)
+    }
+
+    /// How long the write in flight has waited, if one is.
+    pub fn waiting(&self) -> Option<Duration> {
+        match self.started_ms.load(Ordering::Relaxed) {
+            0 => None,
+            started => {
+                let now = self.origin.elapsed().as_millis() as u64 + 1;
+                Some(Duration::from_millis(now.saturating_sub(started)))
+            }
+        }
+    }
+
+    /// How long the write in flight has waited, when that is past the limit.
+    pub fn stalled(&self) -> Option<Duration> {
+        self.waiting().filter(|w| *w > self.limit())
+    }
+
+    /// The longest a write may wait before it counts as a stall.
+    pub fn limit(&self) -> Duration {
+        Duration::from_millis(self.limit_ms.load(Ordering::Relaxed))
+    }
+
+    /// Sets [`CommitWatch::limit`] (`database.commit_timeout_s`).
+    pub fn set_limit(&self, limit: Duration) {
+        self.limit_ms
+            .store(limit.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Counts one stall.
+    pub fn count_stall(&self) {
+        self.stalls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Stalls so far.
+    pub fn stalls(&self) -> u64 {
+        self.stalls.load(Ordering::Relaxed)
+    }
+
+    /// The worker has stopped: the watchdog may end.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
+    /// True after [`CommitWatch::close`].
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+}
+
 /// Server-wide counters since start.
 #[derive(Debug)]
 pub struct Stats {
@@ -108,6 +204,8 @@ pub struct Stats {
     pub batch_size: Histogram,
     /// Seconds from a batch's first attempt to its commit.
     pub commit_seconds: Histogram,
+    /// The write in flight and its stalls.
+    pub commits: CommitWatch,
 }
 
 /// The alert sinks, as `/metrics` labels them.
@@ -153,6 +251,7 @@ impl Default for Stats {
             sinks: Default::default(),
             batch_size: Histogram::new(BATCH_SIZE_BUCKETS),
             commit_seconds: Histogram::new(COMMIT_BUCKETS),
+            commits: CommitWatch::default(),
         }
     }
 }
@@ -177,6 +276,27 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_in_flight_is_watched_until_its_guard_drops() {
+        let w = CommitWatch::default();
+        w.set_limit(Duration::from_millis(30));
+        assert_eq!(w.waiting(), None);
+        let guard = w.begin();
+        assert!(w.waiting().is_some());
+        assert_eq!(w.stalled(), None, "not past the limit yet");
+        std::thread::sleep(Duration::from_millis(60));
+        let stalled = w.stalled().expect("past the limit");
+        assert!(stalled >= Duration::from_millis(50), "{stalled:?}");
+        drop(guard);
+        assert_eq!(w.waiting(), None);
+        assert_eq!(w.stalled(), None);
+        w.count_stall();
+        assert_eq!(w.stalls(), 1);
+        assert!(!w.is_closed());
+        w.close();
+        assert!(w.is_closed());
+    }
 
     #[test]
     fn histogram_is_cumulative_with_sum_and_count() {

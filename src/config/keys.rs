@@ -130,6 +130,8 @@ declare! {
         url: String = "postgresql://postgres@127.0.0.1:5432/netsentinel".into(), Kind::Text;
         /// Connections kept in the pool: the worker holds one, the trainer and the dashboard share the rest.
         pool_size: u32 = 4, int(1, 64);
+        /// Seconds a write may wait for its commit (e.g. on a synchronous standby that is gone) before it is logged as a warning, counted in /metrics and /healthz turns unhealthy; nothing is acknowledged meanwhile.
+        commit_timeout_s: u64 = 10, int(1, 86_400);
     }
 
     /// `[detector]`: the Isolation Forest and its training schedule.

@@ -13,6 +13,7 @@
 //! answers → the last connection hangs up, the FIFO disconnects, the worker
 //! ends → the trainer and the dashboard stop → exit 0.
 
+pub mod commit_watch;
 pub mod connection;
 pub mod listener;
 pub mod names;
@@ -155,6 +156,14 @@ pub fn run(config: Config, shutdown: Shutdown, opts: RunOptions) -> Result<(), S
 
     let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(config.server.queue_capacity);
     let stats = Arc::new(Stats::default());
+    stats
+        .commits
+        .set_limit(Duration::from_secs(config.database.commit_timeout_s));
+    {
+        // Ends on its own once the worker has stopped (finish closes the watch).
+        let stats = Arc::clone(&stats);
+        spawn("commit-watch", move || commit_watch::run(stats))?;
+    }
     let slots = Slots::new(config.server.max_clients);
     let (alerts, alert_threads) = crate::alerts::start(
         &config.alerts,
@@ -338,6 +347,7 @@ fn finish(
         log::error!("the worker thread panicked");
         false
     });
+    stats.commits.close();
     shutdown.trigger();
     // The worker's end of the alert queues is gone: each sink sends what is
     // left (within alerts.shutdown_grace_s if it fails) and ends.

@@ -267,8 +267,14 @@ impl Worker {
         let mut shutdown_since: Option<Instant> = None;
         let mut refusals = 0;
         let started = Instant::now();
+        let stats = Arc::clone(&self.handles.stats);
         let outcome = loop {
-            let e = match self.persist(batch) {
+            // Watched as a whole: any statement of it may wait on a commit
+            // (reserving ids commits too), see server/commit_watch.rs.
+            let in_flight = stats.commits.begin();
+            let persisted = self.persist(batch);
+            drop(in_flight);
+            let e = match persisted {
                 Ok(outcome) => break outcome,
                 Err(e) => e,
             };
@@ -555,9 +561,11 @@ impl Worker {
             }
             let list: Vec<&incidents::Incident> = keys.iter().filter_map(|k| g.get(*k)).collect();
             let stats = Arc::clone(&self.handles.stats);
+            let in_flight = stats.commits.begin();
             let written = self
                 .ingest_conn()
                 .and_then(|c| incident_store::write(c.client(), &list));
+            drop(in_flight);
             drop(list);
             match written {
                 Ok(ids) => {

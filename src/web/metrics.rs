@@ -197,6 +197,20 @@ pub fn render(state: &WebState) -> ApiResponse {
         "Packets per committed batch.",
         &st.batch_size,
     );
+    counter(
+        &mut out,
+        "netsentinel_commit_stalls_total",
+        "Database writes that waited past database.commit_timeout_s for their commit (each counted once).",
+        "counter",
+        st.commits.stalls(),
+    );
+    counter(
+        &mut out,
+        "netsentinel_commit_waiting_seconds",
+        "Seconds the database write in flight has waited so far (0: none in flight).",
+        "gauge",
+        st.commits.waiting().map_or(0.0, |w| w.as_secs_f64()),
+    );
     histogram(
         &mut out,
         "netsentinel_commit_seconds",

@@ -838,6 +838,18 @@ fn incident_suppress(req: &ApiRequest, state: &WebState, id: i64) -> ApiResponse
 }
 
 fn healthz(state: &WebState) -> ApiResponse {
+    if let Some(wait) = state.stats.commits.stalled() {
+        // The database answers reads, but the worker's commit does not
+        // return: nothing is being acknowledged.
+        return ApiResponse::json(
+            503,
+            &json!({
+                "status": "commit stalled",
+                "waiting_s": wait.as_secs_f64(),
+                "error": crate::server::commit_watch::message(wait, state.stats.commits.limit()),
+            }),
+        );
+    }
     let db = state.with_db(|c| c.simple_query("SELECT 1").map_err(StoreError::from));
     let shutting_down = state.shutdown.is_triggered();
     match db {
