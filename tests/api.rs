@@ -516,6 +516,12 @@ fn a_time_range_bounds_the_charts_the_talkers_and_the_table() {
     drop(server);
     let st = state(&db, None);
     let total = old + 60;
+    // The pool's sessions run without JIT (it compiled the skip scan of a
+    // network search for a second before running it in a millisecond).
+    let jit: String = st
+        .with_db(|c| Ok(c.query_one("SHOW jit", &[])?.get(0)))
+        .unwrap();
+    assert_eq!(jit, "off");
 
     // The table: the last hour is beta's alone, six hours is everything.
     let clients = |query: &str| -> Vec<String> {

@@ -228,13 +228,32 @@ pub fn packets(c: &mut impl GenericClient, f: &PacketFilter) -> Result<Vec<Packe
         None => format!(
             "SELECT {PACKET_COLUMNS} FROM packets WHERE true{common} ORDER BY id DESC LIMIT ${limit}"
         ),
-        Some((a, b)) => format!(
-            "SELECT {PACKET_COLUMNS} FROM ( \
-               (SELECT * FROM packets WHERE {a}{common} ORDER BY id DESC LIMIT ${limit}) \
-               UNION \
-               (SELECT * FROM packets WHERE {b}{common} ORDER BY id DESC LIMIT ${limit}) \
-             ) AS p ORDER BY id DESC LIMIT ${limit}"
-        ),
+        Some((a, b)) => {
+            // The search indexes are (key, anomaly_flag, id): one backward
+            // range per side and verdict, so "anomalies only" is a range of
+            // its own and never a filter over all of a busy host's packets.
+            let flags: &[&str] = if f.anomalies_only {
+                &[""]
+            } else {
+                &[" AND anomaly_flag", " AND NOT anomaly_flag"]
+            };
+            let common = &common;
+            let parts: Vec<String> = [a, b]
+                .iter()
+                .flat_map(|side| {
+                    flags.iter().map(move |flag| {
+                        format!(
+                            "(SELECT * FROM packets WHERE {side}{flag}{common} \
+                             ORDER BY id DESC LIMIT ${limit})"
+                        )
+                    })
+                })
+                .collect();
+            format!(
+                "SELECT {PACKET_COLUMNS} FROM ({}) AS p ORDER BY id DESC LIMIT ${limit}",
+                parts.join(" UNION ")
+            )
+        }
     };
     if search {
         // Each side reads its own index (migration 0009) backwards; the
@@ -251,12 +270,11 @@ pub fn packets(c: &mut impl GenericClient, f: &PacketFilter) -> Result<Vec<Packe
     Ok(c.query(&sql, &params)?.iter().map(packet_row).collect())
 }
 
-/// True when a filter searches a network and nothing else (besides paging
-/// and a time range).
+/// True when a filter searches a network and nothing else (besides the
+/// verdict, paging and a time range).
 fn only_net(f: &PacketFilter) -> bool {
     f.net.is_some()
         && f.protocol.is_none()
-        && !f.anomalies_only
         && f.client.is_none()
         && f.host.is_none()
         && f.port.is_none()
@@ -267,8 +285,8 @@ pub const NET_ADDRESSES: i64 = 256;
 
 /// A network's packets, newest first, through the per-side address indexes:
 /// the distinct addresses of the network on each side (a skip scan: one
-/// index probe per address), each address's newest ids (index-only), the
-/// newest of those, then their rows. A network sorted by id would
+/// index probe per address), each address's newest ids per verdict
+/// (index-only), the newest of those, then their rows. A network sorted by id would
 /// otherwise mean sorting every packet of it, and walking the table newest
 /// first finds nothing fast when the network is rare. `None` when a side
 /// has more than [`NET_ADDRESSES`] addresses: such a network is dense
@@ -279,11 +297,19 @@ fn net_packets(
     f: &PacketFilter,
 ) -> Result<Option<Vec<PacketRow>>, StoreError> {
     let mut tx = c.transaction()?;
+    // Ordered index scans only: the planner's guess for `ip > previous` in
+    // the skip scan is a third of the table, for which it would pick a
+    // bitmap scan and a sort at every step.
     tx.batch_execute(&format!(
-        "SET LOCAL statement_timeout = {SEARCH_TIMEOUT_MS}"
+        "SET LOCAL statement_timeout = {SEARCH_TIMEOUT_MS}; SET LOCAL enable_bitmapscan = off"
     ))?;
     let before = f.before.unwrap_or(i64::MAX);
     let since = f.since_id.unwrap_or(0);
+    let flags: Vec<bool> = if f.anomalies_only {
+        vec![true]
+    } else {
+        vec![false, true]
+    };
     let mut ids: Vec<i64> = Vec::new();
     for column in ["source_ip", "dest_ip"] {
         let addresses: Vec<std::net::IpAddr> = tx
@@ -309,11 +335,11 @@ fn net_packets(
         ids.extend(
             tx.query(
                 &format!(
-                    "SELECT x.id FROM unnest($1::inet[]) AS u(ip), LATERAL ( \
-                       SELECT id FROM packets WHERE {column} = u.ip AND id < $2 AND id >= $3 \
-                       ORDER BY id DESC LIMIT $4) x"
+                    "SELECT x.id FROM unnest($1::inet[]) AS u(ip), unnest($5::bool[]) AS v(flag), LATERAL ( \
+                       SELECT id FROM packets WHERE {column} = u.ip AND anomaly_flag = v.flag \
+                       AND id < $2 AND id >= $3 ORDER BY id DESC LIMIT $4) x"
                 ),
-                &[&addresses, &before, &since, &f.limit],
+                &[&addresses, &before, &since, &f.limit, &flags],
             )?
             .iter()
             .map(|r| r.get::<_, i64>(0)),
@@ -407,10 +433,16 @@ pub fn host_summary(
                 src_port, dst_port, protocol, packet_size, anomaly_flag, client, \"timestamp\" \
          FROM ( \
            (SELECT id, source_ip, dest_ip, src_port, dst_port, protocol, packet_size, anomaly_flag, client, \"timestamp\" \
-              FROM packets WHERE source_ip = $1 ORDER BY id DESC LIMIT $2) \
+              FROM packets WHERE source_ip = $1 AND anomaly_flag ORDER BY id DESC LIMIT $2) \
            UNION \
            (SELECT id, source_ip, dest_ip, src_port, dst_port, protocol, packet_size, anomaly_flag, client, \"timestamp\" \
-              FROM packets WHERE dest_ip = $1 ORDER BY id DESC LIMIT $2) \
+              FROM packets WHERE source_ip = $1 AND NOT anomaly_flag ORDER BY id DESC LIMIT $2) \
+           UNION \
+           (SELECT id, source_ip, dest_ip, src_port, dst_port, protocol, packet_size, anomaly_flag, client, \"timestamp\" \
+              FROM packets WHERE dest_ip = $1 AND anomaly_flag ORDER BY id DESC LIMIT $2) \
+           UNION \
+           (SELECT id, source_ip, dest_ip, src_port, dst_port, protocol, packet_size, anomaly_flag, client, \"timestamp\" \
+              FROM packets WHERE dest_ip = $1 AND NOT anomaly_flag ORDER BY id DESC LIMIT $2) \
          ) u ORDER BY id DESC LIMIT $2",
         &[&host, &sample],
     )?;
