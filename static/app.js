@@ -119,6 +119,22 @@ function fillSelect(select, values) {
   select.value = current;
 }
 
+/** The sender filter: each sender with the server that stored its newest
+ * packets (several servers may share one database). */
+function fillSenders(select, senders) {
+  const byValue = new Map(Array.from(select.options).map((o) => [o.value, o]));
+  for (const s of senders) {
+    let o = byValue.get(s.client);
+    if (!o) {
+      o = document.createElement("option");
+      o.value = s.client;
+      select.appendChild(o);
+    }
+    o.textContent = s.server ? `${s.client} · ${s.server}` : s.client;
+    o.title = `${fmt(s.packets)} packets, last stored ${when(s.last_seen)}${s.server ? " by " + s.server : ""}`;
+  }
+}
+
 // The rows the table shows now, for Export CSV.
 let shownRows = [];
 
@@ -421,7 +437,7 @@ async function refresh(full) {
       jobs.push(getJSON(`/api/talkers?range=${range}&limit=10`).then((d) => {
         if (range === state.range) renderTalkers(d);
       }));
-      jobs.push(getJSON("/api/clients").then((d) => fillSelect($("f-client"), d.clients)));
+      jobs.push(getJSON("/api/clients").then((d) => fillSenders($("f-client"), d.senders || [])));
     }
     // Older pages stay put; the newest page follows the traffic.
     if (full || state.before === null) jobs.push(loadPackets());

@@ -16,12 +16,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{client_report, free_port, run_client, TestDb, TestServer};
+use common::{client_report, free_port, http_get, run_client, TestDb, TestServer};
 
 /// PostgreSQL's server binaries (the newest installed version).
 fn bindir() -> Option<PathBuf> {
@@ -238,27 +238,6 @@ fn pair_db(a: &Cluster, b: &Cluster, name: &str) -> TestDb {
         name: name.into(),
         url: pair_url(a, b, name),
     }
-}
-
-/// `GET path` on the dashboard: (status, body).
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, String::new());
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    );
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
 }
 
 #[test]

@@ -94,6 +94,8 @@ declare! {
         host: String = "127.0.0.1".into(), Kind::Text;
         /// TCP port senders connect to; 0 picks a free port, named in the log line "server started on".
         port: u16 = 9999, int(0, 65535);
+        /// This server's name where several share one database (each dashboard shows which server each sender is on); default HOSTNAME:PORT.
+        name: Option<String> = None, Kind::OptionalText;
         /// Connections served at once; later ones wait first-come-first-served.
         max_clients: usize = 5, int(1, 10_000);
         /// Connections allowed to wait for a slot; beyond this a connection is refused.

@@ -171,7 +171,10 @@ pub fn run(config: Config, shutdown: Shutdown, opts: RunOptions) -> Result<(), S
         Arc::clone(&stats),
         shutdown.clone(),
     )?;
+    let name: Arc<str> = server_name(&config, local).into();
+    log::info!("server name {name:?} (server.name): recorded with each sender it stores");
     let handles = Handles {
+        name,
         pool: pool.clone(),
         models: Arc::clone(&models),
         stats: Arc::clone(&stats),
@@ -240,6 +243,25 @@ pub fn run(config: Config, shutdown: Shutdown, opts: RunOptions) -> Result<(), S
     drop(admission);
     log::info!("stopped accepting; draining the queue");
     finish(worker, trainer, web, alert_threads, &shutdown, &stats)
+}
+
+/// `server.name`, else this host's name and the packet port (`HOST:PORT`).
+fn server_name(config: &Config, local: SocketAddr) -> String {
+    if let Some(name) = config
+        .server
+        .name
+        .as_deref()
+        .filter(|n| !n.trim().is_empty())
+    {
+        return name.trim().to_string();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "netsentinel".into());
+    format!("{host}:{}", local.port())
 }
 
 /// Binds the packet listener; port 0 gets a free port, read back here.

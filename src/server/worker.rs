@@ -68,6 +68,8 @@ pub struct Handles {
     pub shutdown: Shutdown,
     /// The alert sinks' queues: each new incident's id goes there.
     pub alerts: crate::alerts::Alerts,
+    /// This server's name (`server.name`), stored with each sender.
+    pub name: Arc<str>,
 }
 
 /// A stored packet waiting for its first score.
@@ -300,10 +302,19 @@ impl Worker {
                     return false;
                 }
             }
-            log::warn!(
-                "database write failed ({e}); retrying in {} ms; nothing is acknowledged until it commits",
-                backoff.as_millis()
-            );
+            if e.is_stored_elsewhere() {
+                // A sender moved between servers sharing this database and
+                // resent what the other one stored meanwhile.
+                log::info!(
+                    "some packets of this batch were stored by another server first (a sender moved; {e}); \
+                     retrying: they are answered from the table"
+                );
+            } else {
+                log::warn!(
+                    "database write failed ({e}); retrying in {} ms; nothing is acknowledged until it commits",
+                    backoff.as_millis()
+                );
+            }
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(MAX_BACKOFF);
         };
@@ -647,11 +658,13 @@ impl Worker {
                 protocol: &w.protocol,
             })
             .collect();
+        let name = Arc::clone(&self.handles.name);
         let write = BatchWrite {
             minutes: MinuteCount::of_batch(&rows, now),
             senders: SenderMark::of_batch(&rows),
             rows: &rows,
             late: &late,
+            server: &name,
         };
         let result = self.conn.as_mut().expect("taken above").write(&write);
         drop(late);

@@ -114,6 +114,8 @@ pub struct BatchWrite<'r, 'l> {
     pub senders: Vec<SenderMark>,
     /// Late scores for packets stored earlier.
     pub late: &'l [LateScore<'l>],
+    /// The server storing them (`server.name`), recorded with each sender.
+    pub server: &'l str,
 }
 
 /// One row of `traffic_minutes` to add.
@@ -251,10 +253,10 @@ impl IngestConn {
              bytes = t.bytes + EXCLUDED.bytes, anomalies = t.anomalies + EXCLUDED.anomalies",
         )?;
         let senders = conn.prepare(
-            "INSERT INTO senders AS s (client, last_seq, packets) \
-             SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[]) \
+            "INSERT INTO senders AS s (client, last_seq, packets, server) \
+             SELECT u.*, $4 FROM unnest($1::text[], $2::int8[], $3::int8[]) AS u \
              ON CONFLICT (client) DO UPDATE SET last_seq = GREATEST(s.last_seq, EXCLUDED.last_seq), \
-             packets = s.packets + EXCLUDED.packets, last_seen = now()",
+             packets = s.packets + EXCLUDED.packets, last_seen = now(), server = EXCLUDED.server",
         )?;
         let late = conn.prepare(
             "UPDATE packets AS p SET anomaly_score = u.score, anomaly_flag = u.flag, model_id = u.model \
@@ -392,7 +394,7 @@ impl IngestConn {
             let client: Vec<&str> = s.iter().map(|s| s.client.as_str()).collect();
             let last: Vec<i64> = s.iter().map(|s| s.last_seq).collect();
             let packets: Vec<i64> = s.iter().map(|s| s.packets).collect();
-            tx.execute(&self.senders, &[&client, &last, &packets])?;
+            tx.execute(&self.senders, &[&client, &last, &packets, &batch.server])?;
         }
         if !batch.late.is_empty() {
             let l = batch.late;

@@ -44,6 +44,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0010_minute_first_id.sql",
         include_str!("../../sql/0010_minute_first_id.sql"),
     ),
+    (
+        "0011_sender_server.sql",
+        include_str!("../../sql/0011_sender_server.sql"),
+    ),
 ];
 
 /// Arbitrary key for the advisory lock that keeps two servers from migrating at once.

@@ -112,10 +112,22 @@ impl StoreError {
                         || code == "40001"
                         || code == "40P01"
                         || code == "55P03"
+                        || self.is_stored_elsewhere()
                 }
             },
             _ => false,
         }
+    }
+
+    /// True when the write lost a race for a sender's seq: another server on
+    /// the same database (or this one before a lost reply) stored it first.
+    /// Retrying re-reads the sender's mark and answers those packets from
+    /// the table, so this is transient too.
+    pub fn is_stored_elsewhere(&self) -> bool {
+        matches!(self, StoreError::Query(e) if e.as_db_error().is_some_and(|db| {
+            db.code() == &postgres::error::SqlState::UNIQUE_VIOLATION
+                && db.constraint() == Some("packets_client_seq_key")
+        }))
     }
 }
 

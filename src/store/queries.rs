@@ -152,15 +152,19 @@ pub fn protocols(c: &mut impl GenericClient) -> Result<Vec<ProtocolTotals>, Stor
         "SELECT protocol, packets, bytes, anomalies FROM traffic_totals ORDER BY packets DESC, protocol",
         &[],
     )?;
-    Ok(rows
-        .iter()
-        .map(|r| ProtocolTotals {
+    Ok(rows.iter().map(ProtocolTotals::from_row).collect())
+}
+
+impl ProtocolTotals {
+    /// From a row of (protocol, packets, bytes, anomalies).
+    pub(super) fn from_row(r: &postgres::Row) -> ProtocolTotals {
+        ProtocolTotals {
             protocol: r.get(0),
             packets: r.get(1),
             bytes: r.get(2),
             anomalies: r.get(3),
-        })
-        .collect())
+        }
+    }
 }
 
 /// Packets newest first, filtered, from `before` down. A search by host,
@@ -379,14 +383,33 @@ pub fn packet(c: &mut impl GenericClient, id: i64) -> Result<Option<PacketRow>, 
 }
 
 /// Senders seen, most recent first (for the client filter).
-pub fn clients(c: &mut impl GenericClient, limit: i64) -> Result<Vec<String>, StoreError> {
+pub fn clients(c: &mut impl GenericClient, limit: i64) -> Result<Vec<SenderRow>, StoreError> {
     Ok(c.query(
-        "SELECT client FROM senders ORDER BY last_seen DESC LIMIT $1",
+        "SELECT client, server, last_seen, packets FROM senders ORDER BY last_seen DESC LIMIT $1",
         &[&limit],
     )?
     .iter()
-    .map(|r| r.get(0))
+    .map(|r| SenderRow {
+        client: r.get(0),
+        server: r.get(1),
+        last_seen: r.get(2),
+        packets: r.get(3),
+    })
     .collect())
+}
+
+/// A sender as the dashboard lists it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SenderRow {
+    /// Its name.
+    pub client: String,
+    /// The server that stored its newest packets (`server.name`; `None`:
+    /// stored before servers were named).
+    pub server: Option<String>,
+    /// When its newest packets were stored.
+    pub last_seen: DateTime<Utc>,
+    /// Packets stored from it.
+    pub packets: i64,
 }
 
 /// What a host did lately, for the host view.

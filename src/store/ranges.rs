@@ -139,15 +139,7 @@ pub fn protocols(
          GROUP BY protocol ORDER BY 2 DESC, protocol",
         &[&(range.span_s as f64)],
     )?;
-    Ok(rows
-        .iter()
-        .map(|r| ProtocolTotals {
-            protocol: r.get(0),
-            packets: r.get(1),
-            bytes: r.get(2),
-            anomalies: r.get(3),
-        })
-        .collect())
+    Ok(rows.iter().map(ProtocolTotals::from_row).collect())
 }
 
 /// Where a range's packets lie: ids from `first_id` up, `packets` of them.

@@ -372,7 +372,10 @@ fn clients(req: &ApiRequest, state: &WebState) -> ApiResponse {
         return r;
     }
     match state.with_db(|c| queries::clients(c, 200)) {
-        Ok(names) => ApiResponse::json(200, &json!({ "clients": names })),
+        Ok(senders) => {
+            let names: Vec<&str> = senders.iter().map(|s| s.client.as_str()).collect();
+            ApiResponse::json(200, &json!({ "clients": names, "senders": senders }))
+        }
         Err(e) => store_error(e),
     }
 }
