@@ -146,6 +146,17 @@ impl CommitWatch {
         self.stalls.load(Ordering::Relaxed)
     }
 
+    /// What a write that has waited `wait` means, for the log and `/healthz`.
+    pub fn describe(&self, wait: Duration) -> String {
+        format!(
+            "a database write has waited {:.1} s for its commit (database.commit_timeout_s = {}): \
+             is the primary waiting for a synchronous standby that is gone (synchronous_standby_names)? \
+             Nothing is acknowledged until it commits; /healthz answers 503 meanwhile (docs/OPERATIONS.md)",
+            wait.as_secs_f64(),
+            self.limit().as_secs()
+        )
+    }
+
     /// The worker has stopped: the watchdog may end.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);

@@ -25,13 +25,13 @@ pub fn run(stats: Arc<Stats>) {
         match (watch.stalled(), stall.as_mut()) {
             (Some(wait), None) => {
                 watch.count_stall();
-                log::warn!("{}", message(wait, watch.limit()));
+                log::warn!("{}", watch.describe(wait));
                 stall = Some((wait, Instant::now()));
             }
             (Some(wait), Some((longest, logged))) => {
                 *longest = wait;
                 if logged.elapsed() >= REPEAT {
-                    log::warn!("{}", message(wait, watch.limit()));
+                    log::warn!("{}", watch.describe(wait));
                     *logged = Instant::now();
                 }
             }
@@ -46,15 +46,4 @@ pub fn run(stats: Arc<Stats>) {
         }
         std::thread::sleep(TICK);
     }
-}
-
-/// The warning for a write that has waited `wait` (limit `limit`).
-pub fn message(wait: Duration, limit: Duration) -> String {
-    format!(
-        "a database write has waited {:.1} s for its commit (database.commit_timeout_s = {}): \
-         is the primary waiting for a synchronous standby that is gone (synchronous_standby_names)? \
-         Nothing is acknowledged until it commits; /healthz answers 503 meanwhile (docs/OPERATIONS.md)",
-        wait.as_secs_f64(),
-        limit.as_secs()
-    )
 }

@@ -849,7 +849,7 @@ fn healthz(state: &WebState) -> ApiResponse {
             &json!({
                 "status": "commit stalled",
                 "waiting_s": wait.as_secs_f64(),
-                "error": crate::server::commit_watch::message(wait, state.stats.commits.limit()),
+                "error": state.stats.commits.describe(wait),
             }),
         );
     }
