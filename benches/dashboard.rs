@@ -4,6 +4,14 @@
 //! `/api/stats`, `/api/protocols` and `/api/packets?anomalies=true&limit=100`,
 //! and the searches of issue #12 (`host=`, `net=`, `port=`, `client=`).
 //!
+//! Time partitions (issue #14): the rows span 30 days and are written into
+//! the schema of the previous version (unpartitioned `packets`, every
+//! migration before 0012); the server then upgrades it in place. Printed: how
+//! long after its start the server accepts packets (the migration's pause),
+//! how long moving the rows into 30 daily partitions takes, and the verdict
+//! latency of a sender streaming 5,000 packets/s throughout the move. The
+//! latencies above are then measured on the partitioned table.
+//!
 //! `cargo bench --bench dashboard` (BENCH_ROWS changes the row count; default
 //! 10,000,000; needs PostgreSQL at 127.0.0.1:5432 and ~3 GB of disk).
 
@@ -13,6 +21,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use netsentinel::store::ingest::{COPY_PACKETS, COPY_TYPES};
+use netsentinel::store::migrate;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::ToSql;
 use postgres::Client;
@@ -29,16 +38,64 @@ fn main() {
     let Some(db) = TestDb::for_bench("dash_bench") else {
         return;
     };
-    let mut server = TestServer::start(&db, &[]);
-    let (port, dash) = (server.port, server.dashboard_port);
-
+    {
+        let mut admin = Client::connect(common::ADMIN_URL, postgres::NoTls).expect("admin");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {}", db.name))
+            .expect("create database");
+    }
     let mut c = db.client();
+    migrate::apply_until(&mut c, migrate::MIGRATIONS.len() - 1).expect("previous schema");
     let t = Instant::now();
     fill(&mut c, rows);
     println!(
-        "filled packets with {rows} rows by binary COPY (+ counters, ANALYZE) in {:.1} s",
+        "filled the unpartitioned packets of the previous version with {rows} rows over 30 days \
+         by binary COPY (+ counters, ANALYZE) in {:.1} s",
         t.elapsed().as_secs_f64()
     );
+
+    // The upgrade: start the new server on the old schema.
+    let t = Instant::now();
+    let mut server = TestServer::start(&db, &[]);
+    let (port, dash) = (server.port, server.dashboard_port);
+    println!(
+        "upgrade: the server accepts packets {:.3} s after it was started (migration 0012 on \
+         {rows} rows, partitions ahead, process start)",
+        t.elapsed().as_secs_f64()
+    );
+    let moving = Instant::now();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let paced = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || paced_sender(port, &done))
+    };
+    server.wait_for_log(
+        "upgrade to time partitions finished",
+        Duration::from_secs(7200),
+    );
+    let moved_in = moving.elapsed().as_secs_f64();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (mut lat, sent) = paced.join().expect("paced sender");
+    lat.sort_by(f64::total_cmp);
+    let at = |q: f64| lat[((lat.len() - 1) as f64 * q).round() as usize];
+    let partitions: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'packets'::regclass",
+            &[],
+        )
+        .expect("partitions")
+        .get(0);
+    println!(
+        "upgrade: {rows} rows moved into {partitions} partitions (default included) in {moved_in:.1} s \
+         ({:.0} rows/s); meanwhile {sent} packets streamed at 5,000/s, verdict latency per chunk \
+         of 50: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        rows as f64 / moved_in,
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
+    // Statistics for the new partitions (autovacuum would get there too).
+    c.batch_execute("ANALYZE packets").expect("analyze");
 
     // Ingest at the same time: a client streaming at 5,000 packets/s.
     let mut ingest = Command::new(env!("CARGO_BIN_EXE_netsentinel"))
@@ -111,6 +168,34 @@ fn main() {
     server.terminate();
 }
 
+/// Streams chunks of 50 packets every 10 ms until `done`, timing each chunk
+/// from sending to its last verdict; returns the times (ms) and packets sent.
+fn paced_sender(port: u16, done: &std::sync::atomic::AtomicBool) -> (Vec<f64>, u64) {
+    let mut s = common::Sender::connect(port);
+    s.hello("upgrade-ingest");
+    let mut times = Vec::new();
+    let mut seq = 1u64;
+    let tick = Duration::from_millis(10);
+    let mut next = Instant::now();
+    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+        let t = Instant::now();
+        s.send_packets(seq..seq + 50);
+        let mut answered = 0;
+        while answered < 50 {
+            if s.recv()["late"] != true {
+                answered += 1;
+            }
+        }
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        seq += 50;
+        next += tick;
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    (times, seq - 1)
+}
+
 fn http_get(port: u16, path: &str) -> u16 {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("dashboard");
     write!(
@@ -127,7 +212,7 @@ fn http_get(port: u16, path: &str) -> u16 {
         .unwrap_or(0)
 }
 
-/// `rows` packets over the last 7 days, 10% anomalies, 5 senders, then the
+/// `rows` packets over the last 30 days, 10% anomalies, 5 senders, then the
 /// per-minute and per-protocol counters that the worker would have kept.
 fn fill(c: &mut Client, rows: i64) {
     let first: i64 = c
@@ -139,7 +224,7 @@ fn fill(c: &mut Client, rows: i64) {
         .get(0);
     let base = first - rows;
     let now = chrono::Utc::now();
-    let span_ms = 7 * 24 * 3600 * 1000i64;
+    let span_ms = 30 * 24 * 3600 * 1000i64;
     let mut tx = c.transaction().expect("tx");
     let sink = tx.copy_in(COPY_PACKETS).expect("copy");
     let mut w = BinaryCopyInWriter::new(sink, &COPY_TYPES);

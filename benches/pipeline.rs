@@ -7,7 +7,10 @@
 //!   end: first byte sent → last verdict read), verdict latency p50/p99;
 //! - paced: 10,000 packets/s offered (5 × 2,000/s) for a few seconds, latency p50/p99;
 //! - the server's peak RSS (VmHWM);
-//! - the ceiling: one binary COPY of the same number of rows into `packets`;
+//! - the ceiling: one binary COPY of the same number of rows into `packets`
+//!   (partitioned by time, issue #14), and into a plain table of the same
+//!   columns and indexes, unpartitioned (what `packets` was before), both in
+//!   this run;
 //! - the server runs with incident grouping on and a webhook sink to a
 //!   receiver on loopback (issue #12); the saturation run is repeated with
 //!   `incidents.enabled=false` for comparison.
@@ -138,12 +141,33 @@ fn main() {
         delivered.load(std::sync::atomic::Ordering::Relaxed)
     );
 
-    // The ceiling: one plain binary COPY of as many rows into the same table.
-    let copy_rate = copy_ceiling(&mut c, total);
+    // The ceiling: one plain binary COPY of as many rows into the same
+    // (partitioned) table, and into an unpartitioned copy of it with the same
+    // indexes.
+    let copy_rate = copy_ceiling(&mut c, "packets", total);
+    c.batch_execute(
+        "CREATE TABLE packets_unpartitioned (LIKE packets INCLUDING DEFAULTS INCLUDING CONSTRAINTS); \
+         ALTER TABLE packets_unpartitioned ADD PRIMARY KEY (id, \"timestamp\"); \
+         CREATE INDEX ON packets_unpartitioned (client, client_seq) WHERE client_seq IS NOT NULL; \
+         CREATE INDEX ON packets_unpartitioned (id DESC) WHERE anomaly_flag; \
+         CREATE INDEX ON packets_unpartitioned (protocol, id DESC); \
+         CREATE INDEX ON packets_unpartitioned (client, id DESC); \
+         CREATE INDEX ON packets_unpartitioned (source_ip, anomaly_flag, id); \
+         CREATE INDEX ON packets_unpartitioned (dest_ip, anomaly_flag, id); \
+         CREATE INDEX ON packets_unpartitioned (src_port, anomaly_flag, id); \
+         CREATE INDEX ON packets_unpartitioned (dst_port, anomaly_flag, id)",
+    )
+    .expect("unpartitioned table");
+    let unpartitioned = copy_ceiling(&mut c, "packets_unpartitioned", total);
     println!(
-        "ceiling: plain binary COPY of {total} rows into packets: {copy_rate:.0} rows/s; \
-         end to end / COPY = {:.2} (bar: >= 0.5)",
-        rate / copy_rate
+        "ceiling: binary COPY of {total} rows into the partitioned packets: {copy_rate:.0} rows/s; \
+         into the same table unpartitioned: {unpartitioned:.0} rows/s (partitioned / plain = {:.2})",
+        copy_rate / unpartitioned
+    );
+    println!(
+        "end to end / COPY into partitioned packets = {:.2}; end to end / plain COPY = {:.2} (bar: >= 0.5)",
+        rate / copy_rate,
+        rate / unpartitioned
     );
 }
 
@@ -286,16 +310,18 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// One binary COPY of `rows` rows like the senders', into `packets`, committed.
-fn copy_ceiling(c: &mut Client, rows: u64) -> f64 {
+/// One binary COPY of `rows` rows like the senders', into `table` (shaped
+/// like `packets`), committed.
+fn copy_ceiling(c: &mut Client, table: &str, rows: u64) -> f64 {
     let base: i64 = c
         .query_one("SELECT coalesce(max(id), 0) + 1000000 FROM packets", &[])
         .expect("max id")
         .get(0);
+    let copy = COPY_PACKETS.replacen("COPY packets ", &format!("COPY {table} "), 1);
     let now = chrono::Utc::now();
     let started = Instant::now();
     let mut tx = c.transaction().expect("transaction");
-    let sink = tx.copy_in(COPY_PACKETS).expect("copy");
+    let sink = tx.copy_in(&copy).expect("copy");
     let mut w = BinaryCopyInWriter::new(sink, &COPY_TYPES);
     for i in 0..rows {
         let seq = i + 1;

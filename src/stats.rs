@@ -217,6 +217,36 @@ pub struct Stats {
     pub commit_seconds: Histogram,
     /// The write in flight and its stalls.
     pub commits: CommitWatch,
+    /// The packets table's partitions and retention (server/upkeep.rs).
+    pub storage: StorageStats,
+}
+
+/// What the storage upkeep measured at its last round, and what it dropped.
+#[derive(Debug, Default)]
+pub struct StorageStats {
+    /// Rounds completed (0: none yet, the figures below are not known).
+    pub rounds: AtomicU64,
+    /// The database's size on disk.
+    pub database_bytes: AtomicU64,
+    /// Bytes of all packet partitions (with indexes).
+    pub packet_bytes: AtomicU64,
+    /// Dated partitions.
+    pub partitions: AtomicU64,
+    /// Bytes of the default partition (packets outside every dated one).
+    pub default_bytes: AtomicU64,
+    /// Start of the oldest dated partition, Unix seconds (0: none).
+    pub oldest_start: AtomicU64,
+    /// Partitions dropped for `storage.retention_days` since start.
+    pub dropped_retention: AtomicU64,
+    /// Partitions dropped for `storage.max_database_bytes` since start.
+    pub dropped_size: AtomicU64,
+    /// 1 while the database is over `storage.max_database_bytes` with nothing
+    /// older left to drop.
+    pub over_limit: AtomicU64,
+    /// Rows moved from an unpartitioned table into the partitions (upgrade).
+    pub upgrade_rows_moved: AtomicU64,
+    /// 1 while such rows wait to be moved.
+    pub upgrading: AtomicU64,
 }
 
 /// The alert sinks, as `/metrics` labels them.
@@ -263,6 +293,7 @@ impl Default for Stats {
             batch_size: Histogram::new(BATCH_SIZE_BUCKETS),
             commit_seconds: Histogram::new(COMMIT_BUCKETS),
             commits: CommitWatch::default(),
+            storage: StorageStats::default(),
         }
     }
 }

@@ -105,6 +105,41 @@ function renderStats(s) {
   }
 }
 
+/** Bytes as df -h says them. */
+function bytesText(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u += 1; }
+  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
+}
+
+/** The storage card: size against the limit, what is kept, what was dropped. */
+function renderStorage(d) {
+  const size = $("storage");
+  size.textContent = bytesText(d.database_bytes) +
+    (d.max_database_bytes ? ` of ${bytesText(d.max_database_bytes)}` : "");
+  size.classList.toggle("bad", !!d.over_limit);
+  const parts = [];
+  parts.push(d.retention_days ? `keeping ${d.retention_days} days` : "keeping everything");
+  const n = d.partitions.length;
+  if (n > 0) {
+    parts.push(`${n} partition${n === 1 ? "" : "s"} from ${d.oldest.slice(0, 10)}`);
+  }
+  if (d.default_partition && d.default_partition.rows_estimate > 0) {
+    parts.push(`${fmt(d.default_partition.rows_estimate)} undated (old replays)`);
+  }
+  if (d.drops_total > 0) {
+    const last = d.drops[0];
+    parts.push(`${fmt(d.drops_total)} dropped, last ${last.name} (${last.reason})`);
+  }
+  if (d.upgrade) {
+    parts.push(`upgrading: ${fmt(d.upgrade.rows_left_estimate)} old rows left to move`);
+  }
+  if (d.over_limit) parts.push("over the size limit with nothing older to drop");
+  $("storage-detail").textContent = parts.join(" · ");
+}
+
 function fillSelect(select, values) {
   const current = select.value;
   const have = new Set(Array.from(select.options).map((o) => o.value));
@@ -438,6 +473,7 @@ async function refresh(full) {
         if (range === state.range) renderTalkers(d);
       }));
       jobs.push(getJSON("/api/clients").then((d) => fillSenders($("f-client"), d.senders || [])));
+      jobs.push(getJSON("/api/storage").then(renderStorage));
     }
     // Older pages stay put; the newest page follows the traffic.
     if (full || state.before === null) jobs.push(loadPackets());

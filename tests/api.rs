@@ -46,6 +46,7 @@ fn state(db: &TestDb, token: Option<&str>) -> WebState {
         },
         retrain_interval: std::time::Duration::ZERO,
         detector,
+        storage: Default::default(),
     };
     WebState::new(
         pool,

@@ -184,3 +184,49 @@ fn time_range_and_top_talkers_in_headless_chromium() {
     );
     assert!(stdout.contains("time range browser test passed"));
 }
+
+#[test]
+fn storage_card_in_headless_chromium() {
+    if skipped() {
+        return;
+    }
+    use netsentinel::store::{self, partitions};
+    let db = TestDb::new("browser_storage");
+    drop(store::open_pool(&db.url, 1).unwrap());
+    let mut c = db.client();
+    let today = chrono::Utc::now().date_naive();
+    let day = |back: i64| today - chrono::TimeDelta::days(back);
+    partitions::ensure(&mut c, 1, day(10), day(0)).unwrap();
+    for (at, n) in [
+        (partitions::midnight(day(8)), 40i64),
+        (partitions::midnight(day(2)), 40),
+        ("2017-07-07T10:00:00Z".parse().unwrap(), 25),
+    ] {
+        c.execute(
+            "INSERT INTO packets (id, source_ip, dest_ip, packet_size, protocol, \"timestamp\", client) \
+             SELECT nextval('packets_id_seq'), '10.1.0.1', '10.2.0.2', 100, 'TCP', \
+                    $1::timestamptz + g * interval '1 second', 'old' \
+             FROM generate_series(1, $2::int8) g",
+            &[&at, &n],
+        )
+        .unwrap();
+    }
+    c.batch_execute("ANALYZE packets").unwrap();
+    let server = TestServer::start(&db, &["storage.retention_days=3"]);
+    let dashboard_url = format!("http://127.0.0.1:{}/", server.dashboard_port);
+    let oldest = day(3).format("%Y-%m-%d").to_string();
+    let last = partitions::partition_name(partitions::midnight(day(4)));
+    let stdout = run_script(
+        "storage.mjs",
+        &server,
+        &[
+            ("DASHBOARD_URL", dashboard_url.as_str()),
+            ("DROPPED", "7"),
+            ("KEPT", "6"),
+            ("OLDEST", oldest.as_str()),
+            ("LAST_DROPPED", last.as_str()),
+            ("UNDATED", "25"),
+        ],
+    );
+    assert!(stdout.contains("storage browser test passed"));
+}

@@ -136,6 +136,24 @@ declare! {
         commit_timeout_s: u64 = 10, int(1, 86_400);
     }
 
+    /// `[storage]`: time partitions of the packets table and how long what is kept.
+    [storage] StorageConfig {
+        /// Days of packet time each partition of the packets table covers (1: daily); changing it applies to partitions created from then on.
+        partition_days: u32 = 1, int(1, 366);
+        /// Partitions the server keeps created ahead of today (checked at start and every storage.upkeep_interval_s).
+        partitions_ahead: u32 = 2, int(1, 366);
+        /// Days of packets kept: whole partitions that ended longer ago are dropped (never a row-by-row DELETE); 0 keeps everything.
+        retention_days: u32 = 0, int(0, 36_500);
+        /// Bytes the database may use (e.g. 53687091200 for 50 GiB): past it the oldest partitions are dropped, with a warning naming each, until it fits (today's and later ones are never dropped); 0: no limit.
+        max_database_bytes: u64 = 0, int(0, i64::MAX);
+        /// Days of per-minute counters (the charts) kept; 0 keeps them all; when set with storage.retention_days, at least as long.
+        counter_retention_days: u32 = 0, int(0, 36_500);
+        /// Days closed, acknowledged or suppressed incidents are kept after their last packet (open ones always stay); 0 keeps them all; when set with storage.retention_days, at least as long.
+        incident_retention_days: u32 = 0, int(0, 36_500);
+        /// Seconds between storage checks: partitions ahead, retention, the database's size.
+        upkeep_interval_s: u64 = 300, int(1, 86_400);
+    }
+
     /// `[detector]`: the Isolation Forest and its training schedule.
     [detector] DetectorConfig {
         /// Expected share of anomalies in training traffic; sets the score threshold.

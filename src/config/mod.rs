@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 pub use document::redact_url;
 pub use keys::{
     AlertsConfig, Config, DashboardConfig, DatabaseConfig, DetectorConfig, IncidentsConfig,
-    ServerConfig, TrafficConfig,
+    ServerConfig, StorageConfig, TrafficConfig,
 };
 
 use keys::{KeySpec, KEYS};

@@ -6,7 +6,9 @@ use super::{Config, ConfigError};
 
 /// The first rule `config` breaks, if any.
 pub fn check(config: &Config) -> Result<(), ConfigError> {
-    let rules: [fn(&Config) -> Option<ConfigError>; 5] = [
+    let rules: [fn(&Config) -> Option<ConfigError>; 7] = [
+        counters_outlive_packets,
+        incidents_outlive_packets,
         tls_needs_both,
         training_fits_window,
         distinct_rows_fit_window,
@@ -42,6 +44,39 @@ fn training_fits_window(c: &Config) -> Option<ConfigError> {
                  most train_window packets, so none would ever be trained; lower \
                  detector.min_train_packets or raise detector.train_window",
                 d.min_train_packets, d.train_window
+            ),
+        )
+    })
+}
+
+/// Counters and incidents keep their own, longer retention: shorter than the
+/// packets' would leave charts blank over days whose packets are still there.
+fn counters_outlive_packets(c: &Config) -> Option<ConfigError> {
+    outlives(
+        "storage.counter_retention_days",
+        c.storage.counter_retention_days,
+        c.storage.retention_days,
+        "the charts and totals per minute",
+    )
+}
+
+fn incidents_outlive_packets(c: &Config) -> Option<ConfigError> {
+    outlives(
+        "storage.incident_retention_days",
+        c.storage.incident_retention_days,
+        c.storage.retention_days,
+        "the incidents",
+    )
+}
+
+fn outlives(key: &str, days: u32, packet_days: u32, what: &str) -> Option<ConfigError> {
+    (days != 0 && packet_days != 0 && days < packet_days).then(|| {
+        conflict(
+            &[key, "storage.retention_days"],
+            format!(
+                "{key} = {days} is shorter than retention_days = {packet_days}: {what} would \
+                 vanish while their packets are still kept; set {key} to {packet_days} or more \
+                 (or 0 to keep them all)"
             ),
         )
     })

@@ -5,8 +5,9 @@
 //! served at once ([`slots`]), the rest waiting first come, first served; ONE
 //! worker ([`worker`]) fed by ONE bounded FIFO ([`queue`]) that every
 //! connection pushes into; the trainer ([`crate::trainer`]); the dashboard
-//! ([`crate::web`], given a narrow state of its own); the signal handler
-//! ([`crate::shutdown`]).
+//! ([`crate::web`], given a narrow state of its own); the storage upkeep
+//! ([`upkeep`]: partitions ahead, retention) and, after an upgrade, the mover
+//! of the old rows ([`upgrade`]); the signal handler ([`crate::shutdown`]).
 //!
 //! Shutdown order: stop accepting → connections stop reading at a line
 //! boundary and wait for their verdicts → the worker drains the FIFO, commits,
@@ -21,6 +22,8 @@ pub mod peers;
 pub mod plan;
 pub mod queue;
 pub mod slots;
+pub mod upgrade;
+pub mod upkeep;
 pub mod wire;
 pub mod worker;
 
@@ -173,6 +176,7 @@ pub fn run(config: Config, shutdown: Shutdown, opts: RunOptions) -> Result<(), S
     )?;
     let name: Arc<str> = server_name(&config, local).into();
     log::info!("server name {name:?} (server.name): recorded with each sender it stores");
+    start_storage_threads(&config, Arc::clone(&name), &stats, &shutdown)?;
     let handles = Handles {
         name,
         pool: pool.clone(),
@@ -204,6 +208,7 @@ pub fn run(config: Config, shutdown: Shutdown, opts: RunOptions) -> Result<(), S
         },
         retrain_interval: Duration::from_secs(config.dashboard.retrain_interval_s),
         detector: config.detector.clone(),
+        storage: config.storage.clone(),
     };
     let web_state = WebState::new(
         pool.clone(),
@@ -243,6 +248,32 @@ pub fn run(config: Config, shutdown: Shutdown, opts: RunOptions) -> Result<(), S
     drop(admission);
     log::info!("stopped accepting; draining the queue");
     finish(worker, trainer, web, alert_threads, &shutdown, &stats)
+}
+
+/// Creates the partitions ahead (before any packet is accepted), then starts
+/// the storage upkeep and, when an upgrade left old rows, the thread moving them.
+fn start_storage_threads(
+    config: &Config,
+    name: Arc<str>,
+    stats: &Arc<Stats>,
+    shutdown: &Shutdown,
+) -> Result<(), ServerError> {
+    let url = config.database.url.clone();
+    let mut keep = upkeep::Upkeep::new(&url, &config.storage, name, Arc::clone(stats));
+    keep.round(chrono::Utc::now())?;
+    {
+        let shutdown = shutdown.clone();
+        spawn("storage-upkeep", move || keep.run(shutdown))?;
+    }
+    let legacy = {
+        let mut c = store::connect(&url)?;
+        store::partitions::legacy_exists(&mut c)?
+    };
+    if legacy {
+        let (cfg, stats, shutdown) = (config.storage.clone(), Arc::clone(stats), shutdown.clone());
+        spawn("upgrade", move || upgrade::run(url, cfg, stats, shutdown))?;
+    }
+    Ok(())
 }
 
 /// `server.name`, else this host's name and the packet port (`HOST:PORT`).

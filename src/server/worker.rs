@@ -75,6 +75,8 @@ pub struct Handles {
 /// A stored packet waiting for its first score.
 struct Waiting {
     id: i64,
+    /// Its timestamp: with the id, its row's key (it names the partition).
+    timestamp: DateTime<Utc>,
     conn: Option<Arc<ConnLink>>,
     seq: Option<u64>,
     minute: Option<DateTime<Utc>>,
@@ -219,6 +221,7 @@ impl Worker {
                 h.id as u64,
                 Waiting {
                     id: h.id,
+                    timestamp: h.timestamp,
                     conn: None,
                     seq: None,
                     minute: None,
@@ -650,6 +653,7 @@ impl Worker {
             .iter()
             .map(|(w, j)| LateScore {
                 id: w.id,
+                timestamp: w.timestamp,
                 score: j.score.unwrap_or(0.0),
                 anomaly: j.anomaly,
                 model_id: j.model.as_ref().and_then(|m| m.id()),
@@ -661,7 +665,7 @@ impl Worker {
         let name = Arc::clone(&self.handles.name);
         let write = BatchWrite {
             minutes: MinuteCount::of_batch(&rows, now),
-            senders: SenderMark::of_batch(&rows),
+            senders: SenderMark::of_batch(&rows, &self.marks),
             rows: &rows,
             late: &late,
             server: &name,
@@ -685,6 +689,7 @@ impl Worker {
                         *tag,
                         Waiting {
                             id: row.id,
+                            timestamp: row.timestamp,
                             conn: Some(Arc::clone(&job.conn)),
                             seq: row.packet.seq,
                             minute: Some(minute),

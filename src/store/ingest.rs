@@ -88,6 +88,8 @@ pub struct NewPacket<'a> {
 pub struct LateScore<'a> {
     /// Row id.
     pub id: i64,
+    /// Its timestamp (with the id, its key: it names the partition).
+    pub timestamp: DateTime<Utc>,
     /// Score.
     pub score: f64,
     /// Verdict.
@@ -179,27 +181,33 @@ pub struct SenderMark {
     pub last_seq: i64,
     /// Packets stored in the batch.
     pub packets: i64,
+    /// The stored mark the batch was planned against (-1: none). If the
+    /// database holds a higher one when the batch locks the sender, another
+    /// server stored its packets meanwhile and the batch is not written.
+    pub planned_mark: i64,
 }
 
 impl SenderMark {
-    /// Per-sender packet counts and highest seq of a batch.
-    pub fn of_batch(rows: &[NewPacket<'_>]) -> Vec<SenderMark> {
-        let mut marks: Vec<SenderMark> = Vec::new();
+    /// Per-sender packet counts and highest seq of a batch, planned against
+    /// the senders' `marks`.
+    pub fn of_batch(rows: &[NewPacket<'_>], marks: &HashMap<String, i64>) -> Vec<SenderMark> {
+        let mut out: Vec<SenderMark> = Vec::new();
         for r in rows {
             let seq = r.packet.seq.map(|s| s as i64).unwrap_or(-1);
-            match marks.iter_mut().find(|m| m.client == r.client) {
+            match out.iter_mut().find(|m| m.client == r.client) {
                 Some(m) => {
                     m.packets += 1;
                     m.last_seq = m.last_seq.max(seq);
                 }
-                None => marks.push(SenderMark {
+                None => out.push(SenderMark {
                     client: r.client.to_string(),
                     last_seq: seq,
                     packets: 1,
+                    planned_mark: marks.get(r.client).copied().unwrap_or(-1),
                 }),
             }
         }
-        marks
+        out
     }
 }
 
@@ -220,6 +228,8 @@ pub struct IngestConn {
     reserve: Statement,
     marks: Statement,
     verdicts: Statement,
+    claim: Statement,
+    lock: Statement,
     minutes: Statement,
     totals: Statement,
     senders: Statement,
@@ -235,9 +245,33 @@ impl IngestConn {
         let reserve =
             conn.prepare("SELECT setval('packets_id_seq', nextval('packets_id_seq') + $1 - 1)")?;
         let marks = conn.prepare("SELECT client, last_seq FROM senders WHERE client = ANY($1)")?;
-        let verdicts = conn.prepare(
+        // While an upgrade moves the rows of the unpartitioned table into the
+        // partitions (server/upgrade.rs), a resent packet may be in either:
+        // one statement reads both in one snapshot, so a row moving meanwhile
+        // is seen exactly once. Once `packets_legacy` is dropped this
+        // statement fails with "relation does not exist", which is transient
+        // (StoreError::is_transient): the retry prepares the plain one.
+        let legacy = super::partitions::legacy_exists(&mut *conn)?;
+        let verdicts = conn.prepare(if legacy {
             "SELECT client_seq, id, anomaly_flag, anomaly_score FROM packets \
-             WHERE client = $1 AND client_seq = ANY($2)",
+             WHERE client = $1 AND client_seq = ANY($2) \
+             UNION ALL SELECT client_seq, id, anomaly_flag, anomaly_score FROM packets_legacy \
+             WHERE client = $1 AND client_seq = ANY($2)"
+        } else {
+            "SELECT client_seq, id, anomaly_flag, anomaly_score FROM packets \
+             WHERE client = $1 AND client_seq = ANY($2)"
+        })?;
+        // Exactly-once across servers sharing the database: the batch's
+        // senders get a row (if new) and are locked, in name order so two
+        // servers never deadlock; their stored marks must be the ones this
+        // batch was planned against (see `write`).
+        let claim = conn.prepare(
+            "INSERT INTO senders (client, last_seq, packets, server) \
+             SELECT c, -1, 0, $2 FROM unnest($1::text[]) AS c ORDER BY c \
+             ON CONFLICT (client) DO NOTHING",
+        )?;
+        let lock = conn.prepare(
+            "SELECT client, last_seq FROM senders WHERE client = ANY($1) ORDER BY client FOR UPDATE",
         )?;
         let minutes = conn.prepare(
             "INSERT INTO traffic_minutes AS t (minute, protocol, packets, bytes, anomalies, first_id) \
@@ -258,17 +292,22 @@ impl IngestConn {
              ON CONFLICT (client) DO UPDATE SET last_seq = GREATEST(s.last_seq, EXCLUDED.last_seq), \
              packets = s.packets + EXCLUDED.packets, last_seen = now(), server = EXCLUDED.server",
         )?;
+        // The timestamp is part of the key: it names the partition.
         let late = conn.prepare(
             "UPDATE packets AS p SET anomaly_score = u.score, anomaly_flag = u.flag, model_id = u.model \
-             FROM unnest($1::int8[], $2::float8[], $3::bool[], $4::int8[]) AS u(id, score, flag, model) \
-             WHERE p.id = u.id",
+             FROM unnest($1::int8[], $2::float8[], $3::bool[], $4::int8[], $5::timestamptz[]) \
+             AS u(id, score, flag, model, ts) \
+             WHERE p.id = u.id AND p.\"timestamp\" = u.ts",
         )?;
-        let late_features = conn.prepare("UPDATE packets SET features = $2 WHERE id = $1")?;
+        let late_features =
+            conn.prepare("UPDATE packets SET features = $2 WHERE id = $1 AND \"timestamp\" = $3")?;
         Ok(IngestConn {
             conn,
             reserve,
             marks,
             verdicts,
+            claim,
+            lock,
             minutes,
             totals,
             senders,
@@ -335,6 +374,28 @@ impl IngestConn {
     /// Writes one batch in one transaction; nothing is visible until it commits.
     pub fn write(&mut self, batch: &BatchWrite<'_, '_>) -> Result<(), StoreError> {
         let mut tx = self.conn.transaction()?;
+        if !batch.senders.is_empty() {
+            let mut names: Vec<&str> = batch.senders.iter().map(|s| s.client.as_str()).collect();
+            names.sort_unstable();
+            tx.execute(&self.claim, &[&names, &batch.server])?;
+            for row in tx.query(&self.lock, &[&names])? {
+                let client: &str = row.get(0);
+                let stored: i64 = row.get(1);
+                let planned = batch
+                    .senders
+                    .iter()
+                    .find(|s| s.client == client)
+                    .map_or(-1, |s| s.planned_mark);
+                if stored > planned {
+                    // Rolled back when `tx` drops: nothing of the batch is written.
+                    return Err(StoreError::SenderMoved {
+                        client: client.to_string(),
+                        stored,
+                        planned,
+                    });
+                }
+            }
+        }
         if !batch.rows.is_empty() {
             let sink = tx.copy_in(COPY_PACKETS)?;
             let mut writer = BinaryCopyInWriter::new(sink, &COPY_TYPES);
@@ -402,10 +463,11 @@ impl IngestConn {
             let scores: Vec<f64> = l.iter().map(|x| x.score).collect();
             let flags: Vec<bool> = l.iter().map(|x| x.anomaly).collect();
             let models: Vec<Option<i64>> = l.iter().map(|x| x.model_id).collect();
-            tx.execute(&self.late, &[&ids, &scores, &flags, &models])?;
+            let stamps: Vec<DateTime<Utc>> = l.iter().map(|x| x.timestamp).collect();
+            tx.execute(&self.late, &[&ids, &scores, &flags, &models, &stamps])?;
             for x in l.iter().filter(|x| x.features.is_some()) {
                 let features = x.features.map(encode_features);
-                tx.execute(&self.late_features, &[&x.id, &features])?;
+                tx.execute(&self.late_features, &[&x.id, &features, &x.timestamp])?;
             }
         }
         tx.commit()?;

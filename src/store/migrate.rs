@@ -48,6 +48,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0011_sender_server.sql",
         include_str!("../../sql/0011_sender_server.sql"),
     ),
+    (
+        "0012_packet_partitions.sql",
+        include_str!("../../sql/0012_packet_partitions.sql"),
+    ),
 ];
 
 /// Arbitrary key for the advisory lock that keeps two servers from migrating at once.
@@ -55,6 +59,12 @@ const MIGRATION_LOCK: i64 = 0x4E53_4D49_4752; // "NSMIGR"
 
 /// Applies the migrations not yet recorded. All or nothing.
 pub fn apply(client: &mut Client) -> Result<(), StoreError> {
+    apply_until(client, MIGRATIONS.len())
+}
+
+/// Applies the first `count` migrations not yet recorded: an installation
+/// of an older version, for the upgrade's tests and benchmarks.
+pub fn apply_until(client: &mut Client, count: usize) -> Result<(), StoreError> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     tx.batch_execute(
@@ -68,7 +78,7 @@ pub fn apply(client: &mut Client) -> Result<(), StoreError> {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    for (name, sql) in MIGRATIONS {
+    for (name, sql) in MIGRATIONS.iter().take(count) {
         if applied.iter().any(|v| v == name) {
             continue;
         }

@@ -5,6 +5,7 @@
 //!   and the reads exactly-once needs;
 //! - [`incidents`]: the incidents the worker groups, and a person's status on them;
 //! - [`models`]: stored models and the training query;
+//! - [`partitions`]: the time partitions of `packets`, retention, the upgrade's moves;
 //! - [`queries`]: the dashboard's reads (totals, time series, packet pages);
 //! - [`suppressions`]: a person's suppression rules.
 //!
@@ -15,6 +16,7 @@ pub mod incidents;
 pub mod ingest;
 pub mod migrate;
 pub mod models;
+pub mod partitions;
 pub mod queries;
 pub mod ranges;
 pub mod senders;
@@ -71,6 +73,20 @@ pub enum StoreError {
     /// A stored row could not be used.
     #[error("bad stored data: {0}")]
     Data(String),
+    /// A batch was not written: another server sharing the database stored
+    /// packets of one of its senders after this server read the sender's mark.
+    #[error(
+        "sender {client:?} moved: the database holds its packets up to seq {stored}, \
+             this batch was planned from seq {planned}"
+    )]
+    SenderMoved {
+        /// The sender.
+        client: String,
+        /// Its stored mark.
+        stored: i64,
+        /// The mark the batch was planned against.
+        planned: i64,
+    },
 }
 
 /// The driver's error with the server's message, code and detail when there is one
@@ -100,7 +116,9 @@ impl StoreError {
     /// database refuses the statement itself (missing table, bad value, …).
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Pool(_) | StoreError::Connect { .. } => true,
+            StoreError::Pool(_) | StoreError::Connect { .. } | StoreError::SenderMoved { .. } => {
+                true
+            }
             StoreError::Query(e) => match e.as_db_error() {
                 None => true,
                 Some(db) => {
@@ -112,7 +130,9 @@ impl StoreError {
                         || code == "40001"
                         || code == "40P01"
                         || code == "55P03"
-                        || self.is_stored_elsewhere()
+                        // An upgrade finished moving the old table's rows
+                        // and dropped it under a prepared statement.
+                        || (code == "42P01" && db.message().contains("packets_legacy"))
                 }
             },
             _ => false,
@@ -124,10 +144,7 @@ impl StoreError {
     /// Retrying re-reads the sender's mark and answers those packets from
     /// the table, so this is transient too.
     pub fn is_stored_elsewhere(&self) -> bool {
-        matches!(self, StoreError::Query(e) if e.as_db_error().is_some_and(|db| {
-            db.code() == &postgres::error::SqlState::UNIQUE_VIOLATION
-                && db.constraint() == Some("packets_client_seq_key")
-        }))
+        matches!(self, StoreError::SenderMoved { .. })
     }
 }
 

@@ -41,6 +41,8 @@ pub struct StoredPacket {
     pub client: String,
     /// The record (its timestamp is the stored packet time).
     pub packet: Packet,
+    /// The stored packet time (with the id, the row's key).
+    pub timestamp: chrono::DateTime<chrono::Utc>,
     /// Judged by a model when stored (false: still waits for a score).
     pub scored: bool,
     /// Flagged as an anomaly.
@@ -84,6 +86,7 @@ pub fn history(c: &mut impl GenericClient, limit: usize) -> Result<Vec<StoredPac
                     tcp_flags: byte(9),
                     icmp_type: byte(10),
                 },
+                timestamp: r.get(8),
                 scored: r.get(11),
                 flagged: r.get(12),
             })

@@ -211,6 +211,7 @@ pub fn render(state: &WebState) -> ApiResponse {
         "gauge",
         st.commits.waiting().map_or(0.0, |w| w.as_secs_f64()),
     );
+    storage(&mut out, state);
     histogram(
         &mut out,
         "netsentinel_commit_seconds",
@@ -223,6 +224,87 @@ pub fn render(state: &WebState) -> ApiResponse {
         body: out.into_bytes(),
         headers: vec![("Cache-Control", "no-store".into())],
     }
+}
+
+/// The storage upkeep's figures (server/upkeep.rs), once it has measured.
+fn storage(out: &mut String, state: &WebState) {
+    let s = &state.stats.storage;
+    let cfg = &state.settings.storage;
+    let measured = Stats::get(&s.rounds) > 0;
+    let mut gauges: Vec<(&str, &str, f64)> = vec![
+        (
+            "netsentinel_retention_days",
+            "storage.retention_days: days of packets kept (0: all).",
+            f64::from(cfg.retention_days),
+        ),
+        (
+            "netsentinel_database_max_bytes",
+            "storage.max_database_bytes (0: no limit).",
+            cfg.max_database_bytes as f64,
+        ),
+        (
+            "netsentinel_storage_upgrading",
+            "1 while rows of the unpartitioned packets table wait to be moved into partitions.",
+            Stats::get(&s.upgrading) as f64,
+        ),
+    ];
+    if measured {
+        gauges.extend([
+            (
+                "netsentinel_database_bytes",
+                "Size of the database on disk at the last storage check.",
+                Stats::get(&s.database_bytes) as f64,
+            ),
+            (
+                "netsentinel_packet_bytes",
+                "Bytes of all packet partitions with their indexes at the last storage check.",
+                Stats::get(&s.packet_bytes) as f64,
+            ),
+            (
+                "netsentinel_packet_partitions",
+                "Dated partitions of the packets table.",
+                Stats::get(&s.partitions) as f64,
+            ),
+            (
+                "netsentinel_default_partition_bytes",
+                "Bytes of the default partition: packets stamped outside every dated partition.",
+                Stats::get(&s.default_bytes) as f64,
+            ),
+            (
+                "netsentinel_oldest_partition_start_seconds",
+                "Unix time the oldest dated partition starts at (0: none).",
+                Stats::get(&s.oldest_start) as f64,
+            ),
+            (
+                "netsentinel_database_over_limit",
+                "1 when the database exceeds storage.max_database_bytes with nothing older left to drop.",
+                Stats::get(&s.over_limit) as f64,
+            ),
+        ]);
+    }
+    for (name, help, value) in gauges {
+        counter(out, name, help, "gauge", value);
+    }
+    let name = "netsentinel_partitions_dropped_total";
+    out.push_str(&format!(
+        "# HELP {name} Packet partitions dropped since start, by reason (retention: storage.retention_days; size: storage.max_database_bytes).\n# TYPE {name} counter\n"
+    ));
+    for (reason, v) in [
+        ("retention", &s.dropped_retention),
+        ("size", &s.dropped_size),
+    ] {
+        out.push_str(&format!(
+            "{name}{{reason=\"{reason}\"}} {}\n",
+            Stats::get(v)
+        ));
+    }
+    counter(
+        out,
+        "netsentinel_upgrade_rows_moved_total",
+        "Rows moved from the unpartitioned packets table into partitions since start.",
+        "counter",
+        Stats::get(&s.upgrade_rows_moved),
+    );
 }
 
 /// The gauges: (name, help, value now).

@@ -9,7 +9,7 @@ use crate::incidents::rules;
 use crate::protocol::is_valid_protocol_name;
 use crate::stats::Stats;
 use crate::store::ranges::{self, TimeRange};
-use crate::store::{incidents as incident_store, queries, suppressions, StoreError};
+use crate::store::{incidents as incident_store, partitions, queries, suppressions, StoreError};
 use crate::trainer::{self, TrainError};
 
 use super::assets;
@@ -46,6 +46,7 @@ const API_PATHS: &[&str] = &[
     "/api/timeseries",
     "/api/clients",
     "/api/talkers",
+    "/api/storage",
     "/api/incidents",
     "/api/suppressions",
     "/api/retrain",
@@ -66,6 +67,7 @@ pub fn route(req: &ApiRequest, state: &WebState) -> ApiResponse {
         (true, _, "/api/timeseries") => timeseries(req, state),
         (true, _, "/api/clients") => clients(req, state),
         (true, _, "/api/talkers") => talkers(req, state),
+        (true, _, "/api/storage") => storage(req, state),
         (true, _, p) if p.starts_with("/api/packets/") => {
             packet_detail(req, state, &p["/api/packets/".len()..])
         }
@@ -365,6 +367,63 @@ fn talkers(req: &ApiRequest, state: &WebState) -> ApiResponse {
         Ok(t) => ApiResponse::json(200, &t),
         Err(e) => store_error(e),
     }
+}
+
+/// The packets table's partitions, the retention settings and what was
+/// dropped (issue #14).
+fn storage(req: &ApiRequest, state: &WebState) -> ApiResponse {
+    if let Err(r) = Params::parse(&req.query, &[]) {
+        return r;
+    }
+    let read = state.with_db(|c| {
+        let layout = partitions::layout(c)?;
+        let database = partitions::database_bytes(c)?;
+        let legacy = partitions::legacy_rows(c)?;
+        let (drops, drops_total) = partitions::recent_drops(c, 20)?;
+        Ok((layout, database, legacy, drops, drops_total))
+    });
+    let (layout, database, legacy, drops, drops_total) = match read {
+        Ok(r) => r,
+        Err(e) => return store_error(e),
+    };
+    let cfg = &state.settings.storage;
+    let off = |v: u64| (v > 0).then_some(v);
+    let list: Vec<_> = layout
+        .dated
+        .iter()
+        .map(|p| {
+            json!({
+                "name": p.name, "start": p.start, "end": p.end,
+                "bytes": p.bytes, "rows_estimate": p.rows_estimate,
+            })
+        })
+        .collect();
+    let upkeep = &state.stats.storage;
+    ApiResponse::json(
+        200,
+        &json!({
+            "database_bytes": database,
+            "packet_bytes": layout.bytes(),
+            "max_database_bytes": off(cfg.max_database_bytes),
+            "over_limit": Stats::get(&upkeep.over_limit) == 1,
+            "retention_days": off(u64::from(cfg.retention_days)),
+            "counter_retention_days": off(u64::from(cfg.counter_retention_days)),
+            "incident_retention_days": off(u64::from(cfg.incident_retention_days)),
+            "partition_days": cfg.partition_days,
+            "partitions": list,
+            "oldest": layout.dated.first().map(|p| p.start),
+            "newest_end": layout.dated.last().map(|p| p.end),
+            "default_partition": layout.default.map(|(bytes, rows)| json!({
+                "bytes": bytes, "rows_estimate": rows,
+            })),
+            "upgrade": legacy.map(|rows| json!({
+                "rows_left_estimate": rows,
+                "rows_moved": Stats::get(&upkeep.upgrade_rows_moved),
+            })),
+            "drops": drops,
+            "drops_total": drops_total,
+        }),
+    )
 }
 
 fn clients(req: &ApiRequest, state: &WebState) -> ApiResponse {

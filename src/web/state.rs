@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::config::DetectorConfig;
+use crate::config::{DetectorConfig, StorageConfig};
 use crate::detector::Detector;
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
@@ -38,6 +38,8 @@ pub struct WebSettings {
     pub retrain_interval: Duration,
     /// `[detector]`, for Retrain and the stats page.
     pub detector: DetectorConfig,
+    /// `[storage]`: retention, shown with the partitions.
+    pub storage: StorageConfig,
 }
 
 /// Packets-per-second over the last minute, from samples of the stored count.
