@@ -594,3 +594,141 @@ fn a_day_the_default_partition_already_holds_is_left_to_it() {
     .unwrap();
     assert_eq!(again, vec![partitions::Created::DefaultHasRows(name(far))]);
 }
+
+/// Searches read partition by partition, the one with the newest ids first,
+/// and stop early: whatever the layout (a replay's old timestamps with new
+/// ids, a partition reached only through the default), every search, page
+/// by page, returns exactly what one `ORDER BY id DESC` over the whole table
+/// returns.
+#[test]
+fn searches_across_partitions_match_one_scan_of_the_whole_table() {
+    use netsentinel::store::queries::{self, PacketFilter};
+    let db = TestDb::new("part_search");
+    drop(store::open_pool(&db.url, 1).unwrap());
+    let mut c = db.client();
+    let today = Utc::now().date_naive();
+    partitions::ensure(
+        &mut c,
+        1,
+        today - TimeDelta::days(6),
+        today + TimeDelta::days(1),
+    )
+    .unwrap();
+    // Rounds of inserts in an order unrelated to the days: each round
+    // writes some rows into every day and into the default partition, so
+    // each partition's ids interleave with the others'.
+    for round in 0..4i64 {
+        for back in [3i64, 0, 6, 1, 5, 2, 4] {
+            let at = day_start(today - TimeDelta::days(back)) + TimeDelta::hours(round);
+            c.execute(
+                "INSERT INTO packets (id, source_ip, dest_ip, packet_size, protocol, \"timestamp\", \
+                 client, client_seq, anomaly_flag, src_port, dst_port) \
+                 SELECT nextval('packets_id_seq'), \
+                        ('10.' || (g % 3) || '.' || (g % 7) || '.' || (g % 11 + 1))::inet, \
+                        ('192.168.' || (g % 5) || '.1')::inet, 100, 'TCP', \
+                        $1::timestamptz + g * interval '1 second', 'mix', NULL, g % 9 = 0, \
+                        40000 + g % 13, CASE WHEN g % 97 = 0 THEN 8443 ELSE 443 END \
+                 FROM generate_series(1, 300) g",
+                &[&at],
+            )
+            .unwrap();
+        }
+        insert_rows(
+            &mut c,
+            "2016-01-01T00:00:00Z".parse().unwrap(),
+            40,
+            "replay",
+            0,
+        );
+    }
+    let searches: Vec<(&str, PacketFilter)> = vec![
+        (
+            "host",
+            PacketFilter {
+                host: Some("10.1.3.4".parse().unwrap()),
+                ..Default::default()
+            },
+        ),
+        (
+            "dest host",
+            PacketFilter {
+                host: Some("192.168.2.1".parse().unwrap()),
+                ..Default::default()
+            },
+        ),
+        (
+            "dense net",
+            PacketFilter {
+                net: Some("10.0.0.0/8".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "sparse net",
+            PacketFilter {
+                net: Some("10.2.5.0/24".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "port",
+            PacketFilter {
+                port: Some(8443),
+                ..Default::default()
+            },
+        ),
+        (
+            "anomalous port",
+            PacketFilter {
+                port: Some(40003),
+                anomalies_only: true,
+                ..Default::default()
+            },
+        ),
+    ];
+    let where_of = |name: &str| match name {
+        "host" => "(source_ip = '10.1.3.4' OR dest_ip = '10.1.3.4')",
+        "dest host" => "(source_ip = '192.168.2.1' OR dest_ip = '192.168.2.1')",
+        "dense net" => "(source_ip <<= '10.0.0.0/8' OR dest_ip <<= '10.0.0.0/8')",
+        "sparse net" => "(source_ip <<= '10.2.5.0/24' OR dest_ip <<= '10.2.5.0/24')",
+        "port" => "(src_port = 8443 OR dst_port = 8443)",
+        _ => "(src_port = 40003 OR dst_port = 40003) AND anomaly_flag",
+    };
+    for (name, filter) in searches {
+        let mut before: Option<i64> = None;
+        let mut pages = 0;
+        loop {
+            let f = PacketFilter {
+                limit: 37,
+                before,
+                ..filter.clone()
+            };
+            let got: Vec<i64> = queries::packets(&mut c, &f)
+                .unwrap()
+                .iter()
+                .map(|r| r.id)
+                .collect();
+            let want: Vec<i64> = c
+                .query(
+                    &format!(
+                        "SELECT id FROM packets WHERE {} AND id < $1 ORDER BY id DESC LIMIT 37",
+                        where_of(name)
+                    ),
+                    &[&before.unwrap_or(i64::MAX)],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            assert_eq!(got, want, "{name}, page {pages}");
+            pages += 1;
+            match got.last() {
+                Some(&last) if got.len() == 37 => before = Some(last),
+                _ => break,
+            }
+        }
+        if name == "dense net" || name == "dest host" {
+            assert!(pages > 3, "{name}: {pages} pages");
+        }
+    }
+}

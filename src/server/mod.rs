@@ -260,7 +260,13 @@ fn start_storage_threads(
 ) -> Result<(), ServerError> {
     let url = config.database.url.clone();
     let mut keep = upkeep::Upkeep::new(&url, &config.storage, name, Arc::clone(stats));
-    keep.round(chrono::Utc::now())?;
+    if let Err(e) = keep.round(chrono::Utc::now()) {
+        // Not fatal: packets go to the default partition meanwhile.
+        log::warn!(
+            "storage upkeep failed at start ({e}); packets go to the default partition until \
+             today's exists (tried again every storage.upkeep_interval_s)"
+        );
+    }
     {
         let shutdown = shutdown.clone();
         spawn("storage-upkeep", move || keep.run(shutdown))?;

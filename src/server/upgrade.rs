@@ -39,6 +39,9 @@ pub fn run(url: String, cfg: StorageConfig, stats: Arc<Stats>, shutdown: Shutdow
     let mut backoff = Duration::from_secs(1);
     let mut conn: Option<postgres::Client> = None;
     let mut placed = false;
+    // Ids below this are left to move; a last sweep from the top catches rows
+    // another server held locked when this one passed them.
+    let mut below = i64::MAX;
     while !shutdown.is_triggered() {
         let step = (|| -> Result<bool, StoreError> {
             if conn.is_none() {
@@ -49,9 +52,14 @@ pub fn run(url: String, cfg: StorageConfig, stats: Arc<Stats>, shutdown: Shutdow
                 place(c, &cfg)?;
                 placed = true;
             }
-            let moved = partitions::move_legacy_batch(c, BATCH_ROWS)?;
+            let (moved, lowest) = partitions::move_legacy_batch(c, BATCH_ROWS, below)?;
             Stats::add(&stats.storage.upgrade_rows_moved, moved);
             if moved > 0 {
+                below = lowest;
+                return Ok(false);
+            }
+            if below != i64::MAX {
+                below = i64::MAX;
                 return Ok(false);
             }
             partitions::drop_legacy_if_empty(c)

@@ -24,6 +24,8 @@ use crate::store::{self, StoreError};
 
 /// How often the thread looks at the shutdown flag while it waits.
 const TICK: Duration = Duration::from_millis(250);
+/// The pause after a failed round (a lock not had, the database restarting).
+const RETRY: Duration = Duration::from_secs(30);
 
 /// The storage policy and where to apply it.
 pub struct Upkeep {
@@ -34,6 +36,8 @@ pub struct Upkeep {
     conn: Option<postgres::Client>,
     /// Last "over the limit" warning, so it is not repeated every round.
     warned_over: Option<Instant>,
+    /// The last round failed: the next comes sooner.
+    failed: bool,
 }
 
 impl Upkeep {
@@ -46,6 +50,7 @@ impl Upkeep {
             stats,
             conn: None,
             warned_over: None,
+            failed: false,
         }
     }
 
@@ -53,16 +58,19 @@ impl Upkeep {
     /// today's partition exists before any packet arrives.
     pub fn round(&mut self, now: DateTime<Utc>) -> Result<(), StoreError> {
         let result = self.try_round(now);
-        if result.is_err() {
+        self.failed = result.is_err();
+        if self.failed {
             self.conn = None;
         }
         result
     }
 
-    /// Rounds every `storage.upkeep_interval_s` until shutdown.
+    /// Rounds every `storage.upkeep_interval_s` (at most 30 s after a
+    /// failed one) until shutdown.
     pub fn run(mut self, shutdown: Shutdown) {
         let every = Duration::from_secs(self.cfg.upkeep_interval_s);
-        let mut next = Instant::now() + every;
+        let after = |failed: bool| if failed { every.min(RETRY) } else { every };
+        let mut next = Instant::now() + after(self.failed);
         while !shutdown.is_triggered() {
             if Instant::now() < next {
                 std::thread::sleep(TICK);
@@ -71,10 +79,10 @@ impl Upkeep {
             if let Err(e) = self.round(Utc::now()) {
                 log::warn!(
                     "storage upkeep failed ({e}); trying again in {} s",
-                    every.as_secs()
+                    after(true).as_secs()
                 );
             }
-            next = Instant::now() + every;
+            next = Instant::now() + after(self.failed);
         }
     }
 

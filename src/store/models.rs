@@ -26,7 +26,7 @@ pub struct ModelInfo {
 /// Packets stored so far, from the counters (never a scan of `packets`).
 pub fn stored_packets(c: &mut impl GenericClient) -> Result<i64, StoreError> {
     let row = c.query_one(
-        "SELECT coalesce(sum(packets), 0)::int8 FROM traffic_minutes",
+        "SELECT coalesce(sum(packets), 0)::int8 FROM traffic_totals",
         &[],
     )?;
     Ok(row.get(0))

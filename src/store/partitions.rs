@@ -391,22 +391,32 @@ pub fn legacy_span(
         .map(|(lo, hi)| (lo.date_naive(), hi.date_naive())))
 }
 
-/// Moves the newest `limit` legacy rows into the partitions in one statement:
-/// each row is deleted from `packets_legacy` and inserted into `packets`
-/// atomically, so it is never in both and never in neither. Returns the rows
-/// moved (0: nothing left).
-pub fn move_legacy_batch(conn: &mut postgres::Client, limit: i64) -> Result<u64, StoreError> {
+/// Moves the newest `limit` legacy rows with ids below `below` into the
+/// partitions in one statement: each row is deleted from `packets_legacy` and
+/// inserted into `packets` atomically, so it is never in both and never in
+/// neither. Returns the rows moved (0: none left below `below`) and the
+/// lowest id moved, the next call's `below` (so no call walks back over the
+/// dead index entries of the rows already moved).
+pub fn move_legacy_batch(
+    conn: &mut postgres::Client,
+    limit: i64,
+    below: i64,
+) -> Result<(u64, i64), StoreError> {
     let sql = format!(
-        "WITH batch AS (SELECT id FROM packets_legacy ORDER BY id DESC LIMIT $1 FOR UPDATE SKIP LOCKED), \
-         moved AS (DELETE FROM packets_legacy l USING batch WHERE l.id = batch.id RETURNING {cols}) \
-         INSERT INTO packets ({COLUMNS}) SELECT {COLUMNS} FROM moved",
+        "WITH batch AS (SELECT id FROM packets_legacy WHERE id < $2 ORDER BY id DESC LIMIT $1 \
+                        FOR UPDATE SKIP LOCKED), \
+         moved AS (DELETE FROM packets_legacy l USING batch WHERE l.id = batch.id RETURNING {cols}), \
+         ins AS (INSERT INTO packets ({COLUMNS}) SELECT {COLUMNS} FROM moved RETURNING id) \
+         SELECT count(*), coalesce(min(id), 0) FROM ins",
         cols = COLUMNS
             .split(", ")
             .map(|c| format!("l.{c}"))
             .collect::<Vec<_>>()
             .join(", "),
     );
-    Ok(conn.execute(&sql, &[&limit])?)
+    let row = conn.query_one(&sql, &[&limit, &below])?;
+    let moved: i64 = row.get(0);
+    Ok((moved.max(0) as u64, row.get(1)))
 }
 
 /// Drops `packets_legacy` if it is empty. `Ok(true)`: dropped (or already gone).

@@ -2,6 +2,8 @@
 //! `traffic_minutes` (never a count over `packets`); packet lists walk an index
 //! newest first with keyset paging (`id < before`).
 
+use std::time::{Duration, Instant};
+
 use chrono::{DateTime, Utc};
 use postgres::types::ToSql;
 use postgres::GenericClient;
@@ -167,15 +169,14 @@ impl ProtocolTotals {
     }
 }
 
+/// Stands for the table a search reads, one partition of `packets` at a time.
+const TABLE: &str = "$table";
+
 /// Packets newest first, filtered, from `before` down. A search by host,
 /// network or port reads each side (source and destination) newest first
-/// and merges the two; see [`SEARCH_TIMEOUT_MS`].
+/// and merges the two, partition by partition (see [`newest_across`]); see
+/// [`SEARCH_TIMEOUT_MS`].
 pub fn packets(c: &mut impl GenericClient, f: &PacketFilter) -> Result<Vec<PacketRow>, StoreError> {
-    if let Some(net) = f.net.as_deref().filter(|_| only_net(f)) {
-        if let Some(rows) = net_packets(c, net, f)? {
-            return Ok(rows);
-        }
-    }
     let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
     let mut common = String::new();
     if let Some(p) = &f.protocol {
@@ -227,51 +228,125 @@ pub fn packets(c: &mut impl GenericClient, f: &PacketFilter) -> Result<Vec<Packe
     }
     params.push(&f.limit);
     let limit = params.len();
-    let search = sides.is_some();
-    let sql = match sides {
-        None => format!(
+    let Some((a, b)) = sides else {
+        let sql = format!(
             "SELECT {PACKET_COLUMNS} FROM packets WHERE true{common} ORDER BY id DESC LIMIT ${limit}"
-        ),
-        Some((a, b)) => {
-            // The search indexes are (key, anomaly_flag, id): one backward
-            // range per side and verdict, so "anomalies only" is a range of
-            // its own and never a filter over all of a busy host's packets.
-            let flags: &[&str] = if f.anomalies_only {
-                &[""]
-            } else {
-                &[" AND anomaly_flag", " AND NOT anomaly_flag"]
-            };
-            let common = &common;
-            let parts: Vec<String> = [a, b]
-                .iter()
-                .flat_map(|side| {
-                    flags.iter().map(move |flag| {
-                        format!(
-                            "(SELECT * FROM packets WHERE {side}{flag}{common} \
-                             ORDER BY id DESC LIMIT ${limit})"
-                        )
-                    })
-                })
-                .collect();
-            format!(
-                "SELECT {PACKET_COLUMNS} FROM ({}) AS p ORDER BY id DESC LIMIT ${limit}",
-                parts.join(" UNION ")
-            )
-        }
+        );
+        return Ok(c.query(&sql, &params)?.iter().map(packet_row).collect());
     };
-    if search {
-        // Each side reads its own index (migration 0009) backwards; the
-        // timeout is a guard for what the indexes cannot narrow (e.g. a
-        // /8 network with a rare protocol), so it never stalls the dashboard.
-        let mut tx = c.transaction()?;
+    // The search indexes are (key, anomaly_flag, id): one backward range per
+    // side and verdict, so "anomalies only" is a range of its own and never
+    // a filter over all of a busy host's packets.
+    let flags: &[&str] = if f.anomalies_only {
+        &[""]
+    } else {
+        &[" AND anomaly_flag", " AND NOT anomaly_flag"]
+    };
+    let common = &common;
+    let parts: Vec<String> = [a, b]
+        .iter()
+        .flat_map(|side| {
+            flags.iter().map(move |flag| {
+                format!(
+                    "(SELECT * FROM {TABLE} WHERE {side}{flag}{common} \
+                     ORDER BY id DESC LIMIT ${limit})"
+                )
+            })
+        })
+        .collect();
+    let sql = format!(
+        "SELECT {PACKET_COLUMNS} FROM ({}) AS p ORDER BY id DESC LIMIT ${limit}",
+        parts.join(" UNION ")
+    );
+    // Each side reads its own index (migration 0009) backwards; the timeout
+    // is a guard for what the indexes cannot narrow (e.g. a /8 network with
+    // a rare protocol), so it never stalls the dashboard.
+    let mut tx = c.transaction()?;
+    tx.batch_execute(&format!(
+        "SET LOCAL statement_timeout = {SEARCH_TIMEOUT_MS}"
+    ))?;
+    let deadline = Instant::now() + Duration::from_millis(u64::from(SEARCH_TIMEOUT_MS));
+    let net = f.net.as_deref().filter(|_| only_net(f));
+    let tables = partitions_newest_first(&mut tx)?;
+    let rows = newest_across(&tables, f.limit, |table| {
         tx.batch_execute(&format!(
-            "SET LOCAL statement_timeout = {SEARCH_TIMEOUT_MS}"
+            "SET LOCAL statement_timeout = {}",
+            deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .max(1)
         ))?;
-        let rows = tx.query(&sql, &params)?.iter().map(packet_row).collect();
-        tx.commit()?;
-        return Ok(rows);
+        if let Some(net) = net {
+            if let Some(rows) = net_packets(&mut tx, table, net, f)? {
+                return Ok(rows);
+            }
+        }
+        Ok(tx
+            .query(&sql.replace(TABLE, table), &params)?
+            .iter()
+            .map(packet_row)
+            .collect())
+    })?;
+    tx.commit()?;
+    Ok(rows)
+}
+
+/// The partitions of `packets` that hold rows, the one with the highest id
+/// first, with that id (`packets` itself, unpartitioned, as one).
+fn partitions_newest_first(c: &mut impl GenericClient) -> Result<Vec<(String, i64)>, StoreError> {
+    let names: Vec<String> = c
+        .query(
+            "SELECT i.inhrelid::regclass::text FROM pg_inherits i \
+             WHERE i.inhparent = 'packets'::regclass",
+            &[],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if names.is_empty() {
+        return Ok(vec![("packets".to_string(), i64::MAX)]);
     }
-    Ok(c.query(&sql, &params)?.iter().map(packet_row).collect())
+    // Each a backward step on the partition's primary key.
+    let sql = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("SELECT {i}, (SELECT max(id) FROM {n})"))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let mut out: Vec<(String, i64)> = c
+        .query(&sql, &[])?
+        .iter()
+        .filter_map(|r| {
+            let i: i32 = r.get(0);
+            let max: Option<i64> = r.get(1);
+            Some((names.get(usize::try_from(i).ok()?)?.clone(), max?))
+        })
+        .collect();
+    out.sort_by_key(|t| std::cmp::Reverse(t.1));
+    Ok(out)
+}
+
+/// The newest `limit` rows of a search run on each table in turn, the one
+/// with the newest ids first, stopping as soon as no further table can hold
+/// a row newer than the `limit`-th found. Live traffic fills one day's
+/// partition with the highest ids, so a search with many hits reads one or
+/// two partitions; a rare one reads each partition's indexes once.
+fn newest_across(
+    tables: &[(String, i64)],
+    limit: i64,
+    mut run: impl FnMut(&str) -> Result<Vec<PacketRow>, StoreError>,
+) -> Result<Vec<PacketRow>, StoreError> {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let mut out: Vec<PacketRow> = Vec::new();
+    for (table, max_id) in tables {
+        if limit == 0 || (out.len() >= limit && *max_id < out[limit - 1].id) {
+            break;
+        }
+        out.extend(run(table)?);
+        out.sort_by_key(|r| std::cmp::Reverse(r.id));
+        out.truncate(limit);
+    }
+    Ok(out)
 }
 
 /// True when a filter searches a network and nothing else (besides the
@@ -287,26 +362,24 @@ fn only_net(f: &PacketFilter) -> bool {
 /// Most distinct addresses a network search visits one by one.
 pub const NET_ADDRESSES: i64 = 256;
 
-/// A network's packets, newest first, through the per-side address indexes:
-/// the distinct addresses of the network on each side (a skip scan: one
-/// index probe per address), each address's newest ids per verdict
-/// (index-only), the newest of those, then their rows. A network sorted by id would
-/// otherwise mean sorting every packet of it, and walking the table newest
-/// first finds nothing fast when the network is rare. `None` when a side
-/// has more than [`NET_ADDRESSES`] addresses: such a network is dense
-/// enough for the walk.
+/// A network's packets in `table`, newest first, through the per-side
+/// address indexes: the distinct addresses of the network on each side (a
+/// skip scan: one index probe per address), each address's newest ids per
+/// verdict (index-only), the newest of those, then their rows. A network
+/// sorted by id would otherwise mean sorting every packet of it, and walking
+/// the table newest first finds nothing fast when the network is rare.
+/// `None` when a side has more than [`NET_ADDRESSES`] addresses: such a
+/// network is dense enough for the walk.
 fn net_packets(
-    c: &mut impl GenericClient,
+    tx: &mut postgres::Transaction<'_>,
+    table: &str,
     net: &str,
     f: &PacketFilter,
 ) -> Result<Option<Vec<PacketRow>>, StoreError> {
-    let mut tx = c.transaction()?;
     // Ordered index scans only: the planner's guess for `ip > previous` in
     // the skip scan is a third of the table, for which it would pick a
     // bitmap scan and a sort at every step.
-    tx.batch_execute(&format!(
-        "SET LOCAL statement_timeout = {SEARCH_TIMEOUT_MS}; SET LOCAL enable_bitmapscan = off"
-    ))?;
+    tx.batch_execute("SET LOCAL enable_bitmapscan = off")?;
     let before = f.before.unwrap_or(i64::MAX);
     let since = f.since_id.unwrap_or(0);
     let flags: Vec<bool> = if f.anomalies_only {
@@ -320,10 +393,10 @@ fn net_packets(
             .query(
                 &format!(
                     "WITH RECURSIVE a(ip, n) AS ( \
-                       (SELECT {column}, 1 FROM packets WHERE {column} <<= $1::text::cidr \
+                       (SELECT {column}, 1 FROM {table} WHERE {column} <<= $1::text::cidr \
                         ORDER BY {column} LIMIT 1) \
                        UNION ALL \
-                       SELECT (SELECT {column} FROM packets WHERE {column} > a.ip AND {column} <<= $1::text::cidr \
+                       SELECT (SELECT {column} FROM {table} WHERE {column} > a.ip AND {column} <<= $1::text::cidr \
                                ORDER BY {column} LIMIT 1), a.n + 1 \
                        FROM a WHERE a.ip IS NOT NULL AND a.n <= $2::int8) \
                      SELECT ip FROM a WHERE ip IS NOT NULL"
@@ -334,13 +407,14 @@ fn net_packets(
             .map(|r| r.get(0))
             .collect();
         if addresses.len() as i64 > NET_ADDRESSES {
+            tx.batch_execute("SET LOCAL enable_bitmapscan = on")?;
             return Ok(None);
         }
         ids.extend(
             tx.query(
                 &format!(
                     "SELECT x.id FROM unnest($1::inet[]) AS u(ip), unnest($5::bool[]) AS v(flag), LATERAL ( \
-                       SELECT id FROM packets WHERE {column} = u.ip AND anomaly_flag = v.flag \
+                       SELECT id FROM {table} WHERE {column} = u.ip AND anomaly_flag = v.flag \
                        AND id < $2 AND id >= $3 ORDER BY id DESC LIMIT $4) x"
                 ),
                 &[&addresses, &before, &since, &f.limit, &flags],
@@ -354,13 +428,13 @@ fn net_packets(
     ids.truncate(usize::try_from(f.limit).unwrap_or(0));
     let rows = tx
         .query(
-            &format!("SELECT {PACKET_COLUMNS} FROM packets WHERE id = ANY($1) ORDER BY id DESC"),
+            &format!("SELECT {PACKET_COLUMNS} FROM {table} WHERE id = ANY($1) ORDER BY id DESC"),
             &[&ids],
         )?
         .iter()
         .map(packet_row)
         .collect();
-    tx.commit()?;
+    tx.batch_execute("SET LOCAL enable_bitmapscan = on")?;
     Ok(Some(rows))
 }
 
