@@ -129,6 +129,10 @@ fn main() {
         "/api/packets?host=10.0.0.0&limit=100",
         "/api/packets?net=192.168.7.0/24&limit=100",
         "/api/packets?net=10.0.0.0/16&limit=100",
+        // 10.0.0.0/16 is dense in today's partition (the senders streaming
+        // during the upgrade and now use it); 10.1.0.0/16 holds ~150
+        // addresses spread over every partition.
+        "/api/packets?net=10.1.0.0/16&limit=100",
         "/api/packets?port=443&limit=100",
         "/api/packets?port=50000&limit=100",
         "/api/packets?client=sender3&limit=100",

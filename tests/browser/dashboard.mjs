@@ -8,22 +8,13 @@
 //   SCREENSHOT      where to save the PNG
 //   CHROMIUM        browser binary (default /usr/bin/chromium)
 import net from "node:net";
-import { chromium } from "playwright-core";
+import { env, launch, step } from "./common.mjs";
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
 const url = env("DASHBOARD_URL");
 const ingestPort = Number(env("INGEST_PORT"));
 const initial = Number(env("INITIAL_TOTAL"));
 const xssName = env("XSS_NAME");
 const screenshot = env("SCREENSHOT");
-
-function step(text) {
-  console.log(`- ${text}`);
-}
 
 function sendPackets(name, count) {
   return new Promise((resolve, reject) => {
@@ -57,18 +48,7 @@ function sendPackets(name, count) {
   });
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launch();
 const dialogs = [];
 const errors = [];
 try {

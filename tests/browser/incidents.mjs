@@ -6,26 +6,14 @@
 //   SERVER_PID       the server's pid (stopped at the end: the page must say so)
 //   CHROMIUM         browser binary (default /usr/bin/chromium)
 import { spawn } from "node:child_process";
-import { chromium } from "playwright-core";
+import { env, launch, step } from "./common.mjs";
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
 const url = env("DASHBOARD_URL");
 const ingestPort = env("INGEST_PORT");
 const bin = env("NETSENTINEL_BIN");
 const serverPid = Number(env("SERVER_PID"));
 
-function step(text) {
-  console.log(`- ${text}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-sync"],
-});
+const browser = await launch();
 const errors = [];
 const dialogs = [];
 try {

@@ -1,13 +1,10 @@
 // Takes the README's screenshot of a running dashboard (scripts/screenshot.sh
 // runs the demo for it). Usage: node screenshot.mjs URL OUT.png
-import { chromium } from "playwright-core";
+import { launch } from "./common.mjs";
 
 const [url, out] = process.argv.slice(2);
 if (!url || !out) throw new Error("usage: node screenshot.mjs URL OUT.png");
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-sync"],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1440, height: 1100 } });
   await page.goto(url);

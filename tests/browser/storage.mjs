@@ -8,19 +8,11 @@
 //   LAST_DROPPED     the name of the newest dropped partition
 //   UNDATED          rows in the default partition
 //   CHROMIUM         browser binary (default /usr/bin/chromium)
-import { chromium } from "playwright-core";
+import { env, launch } from "./common.mjs";
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
 const url = env("DASHBOARD_URL");
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-sync"],
-});
+const browser = await launch();
 const errors = [];
 try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });

@@ -5,20 +5,11 @@
 //   RECENT_PACKETS   packets stored in the last hour (beta's)
 //   ALL_PACKETS      packets stored in the last 6 hours (everyone's)
 //   CHROMIUM         browser binary (default /usr/bin/chromium)
-import { chromium } from "playwright-core";
+import { env, launch, step } from "./common.mjs";
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
 const url = env("DASHBOARD_URL");
 const recent = Number(env("RECENT_PACKETS"));
 const all = Number(env("ALL_PACKETS"));
-
-function step(text) {
-  console.log(`- ${text}`);
-}
 
 /** Every text of SVG `selector` lies inside its viewBox (nothing cut off). */
 async function textsInside(page, selector) {
@@ -44,10 +35,7 @@ async function tableOf(page, want, client) {
   });
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-sync"],
-});
+const browser = await launch();
 const errors = [];
 try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
