@@ -291,18 +291,7 @@ pub fn packets(c: &mut impl GenericClient, f: &PacketFilter) -> Result<Vec<Packe
             let sql = format!("SELECT * FROM ({union}) AS g ORDER BY id DESC LIMIT ${limit}");
             return Ok(tx.query(&sql, &params)?.iter().map(packet_row).collect());
         };
-        let mut rows = Vec::new();
-        for table in group {
-            match net_packets(&mut tx, table, net, f)? {
-                Some(found) => rows.extend(found),
-                None => rows.extend(
-                    tx.query(&sql.replace(TABLE, table), &params)?
-                        .iter()
-                        .map(packet_row),
-                ),
-            }
-        }
-        Ok(rows)
+        net_packets(&mut tx, group, net, f)
     })?;
     tx.commit()?;
     Ok(rows)
@@ -384,20 +373,22 @@ fn only_net(f: &PacketFilter) -> bool {
 /// Most distinct addresses a network search visits one by one.
 pub const NET_ADDRESSES: i64 = 256;
 
-/// A network's packets in `table`, newest first, through the per-side
-/// address indexes: the distinct addresses of the network on each side (a
-/// skip scan: one index probe per address), each address's newest ids per
-/// verdict (index-only), the newest of those, then their rows. A network
-/// sorted by id would otherwise mean sorting every packet of it, and walking
-/// the table newest first finds nothing fast when the network is rare.
-/// `None` when a side has more than [`NET_ADDRESSES`] addresses: such a
-/// network is dense enough for the walk.
+/// A network's packets in a group of tables, newest first, side by side
+/// (source, destination), in three statements for the whole group. On each
+/// side of each table: the distinct addresses of the network (a skip scan:
+/// one index probe per address); when there are at most [`NET_ADDRESSES`],
+/// each address's newest ids per verdict (index-only); when there are more,
+/// the network is dense on that side and its newest ids come from walking
+/// the ids backwards. Then the newest ids of all, then their rows. (Sorting
+/// every packet of a network by id, or walking the ids for a side where the
+/// network is rare, reads the whole partition.)
 fn net_packets(
     tx: &mut postgres::Transaction<'_>,
-    table: &str,
+    group: &[&str],
     net: &str,
     f: &PacketFilter,
-) -> Result<Option<Vec<PacketRow>>, StoreError> {
+) -> Result<Vec<PacketRow>, StoreError> {
+    const SIDES: [&str; 2] = ["source_ip", "dest_ip"];
     // Ordered index scans only: the planner's guess for `ip > previous` in
     // the skip scan is a third of the table, for which it would pick a
     // bitmap scan and a sort at every step.
@@ -409,55 +400,104 @@ fn net_packets(
     } else {
         vec![false, true]
     };
-    let mut ids: Vec<i64> = Vec::new();
-    for column in ["source_ip", "dest_ip"] {
-        let addresses: Vec<std::net::IpAddr> = tx
-            .query(
-                &format!(
-                    "WITH RECURSIVE a(ip, n) AS ( \
+    let verdict = if f.anomalies_only {
+        " AND anomaly_flag"
+    } else {
+        ""
+    };
+
+    // 1. The addresses of each (table, side), up to one more than the cap.
+    let skip: Vec<String> = group
+        .iter()
+        .enumerate()
+        .flat_map(|(t, table)| {
+            SIDES.iter().enumerate().map(move |(s, column)| {
+                format!(
+                    "SELECT {t}, {s}, ip FROM (WITH RECURSIVE a(ip, n) AS ( \
                        (SELECT {column}, 1 FROM {table} WHERE {column} <<= $1::text::cidr \
                         ORDER BY {column} LIMIT 1) \
                        UNION ALL \
-                       SELECT (SELECT {column} FROM {table} WHERE {column} > a.ip AND {column} <<= $1::text::cidr \
-                               ORDER BY {column} LIMIT 1), a.n + 1 \
+                       SELECT (SELECT {column} FROM {table} WHERE {column} > a.ip \
+                               AND {column} <<= $1::text::cidr ORDER BY {column} LIMIT 1), a.n + 1 \
                        FROM a WHERE a.ip IS NOT NULL AND a.n <= $2::int8) \
-                     SELECT ip FROM a WHERE ip IS NOT NULL"
-                ),
-                &[&net, &NET_ADDRESSES],
-            )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        if addresses.len() as i64 > NET_ADDRESSES {
-            tx.batch_execute("SET LOCAL enable_bitmapscan = on")?;
-            return Ok(None);
-        }
-        ids.extend(
-            tx.query(
-                &format!(
-                    "SELECT x.id FROM unnest($1::inet[]) AS u(ip), unnest($5::bool[]) AS v(flag), LATERAL ( \
-                       SELECT id FROM {table} WHERE {column} = u.ip AND anomaly_flag = v.flag \
-                       AND id < $2 AND id >= $3 ORDER BY id DESC LIMIT $4) x"
-                ),
-                &[&addresses, &before, &since, &f.limit, &flags],
-            )?
-            .iter()
-            .map(|r| r.get::<_, i64>(0)),
-        );
-    }
-    ids.sort_unstable_by(|a, b| b.cmp(a));
-    ids.dedup();
-    ids.truncate(usize::try_from(f.limit).unwrap_or(0));
-    let rows = tx
-        .query(
-            &format!("SELECT {PACKET_COLUMNS} FROM {table} WHERE id = ANY($1) ORDER BY id DESC"),
-            &[&ids],
-        )?
-        .iter()
-        .map(packet_row)
+                     SELECT ip FROM a WHERE ip IS NOT NULL) x"
+                )
+            })
+        })
         .collect();
+    let mut addresses: Vec<Vec<std::net::IpAddr>> = vec![Vec::new(); group.len() * SIDES.len()];
+    for r in tx.query(&skip.join(" UNION ALL "), &[&net, &NET_ADDRESSES])? {
+        let (t, s): (i32, i32) = (r.get(0), r.get(1));
+        if let Some(list) = addresses.get_mut(t as usize * SIDES.len() + s as usize) {
+            list.push(r.get(2));
+        }
+    }
+
+    // 2. The newest ids of each (table, side), the newest of all.
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&net, &before, &since, &f.limit, &flags];
+    let mut parts: Vec<String> = Vec::new();
+    for (t, table) in group.iter().enumerate() {
+        for (s, column) in SIDES.iter().enumerate() {
+            let list = &addresses[t * SIDES.len() + s];
+            if list.is_empty() {
+                continue;
+            }
+            if list.len() as i64 > NET_ADDRESSES {
+                parts.push(format!(
+                    "(SELECT {t}, id FROM {table} WHERE {column} <<= $1::text::cidr{verdict} \
+                     AND id < $2 AND id >= $3 ORDER BY id DESC LIMIT $4)"
+                ));
+            } else {
+                params.push(list);
+                let n = params.len();
+                parts.push(format!(
+                    "(SELECT {t}, x.id FROM unnest(${n}::inet[]) AS u(ip), unnest($5::bool[]) AS v(flag), \
+                     LATERAL (SELECT id FROM {table} WHERE {column} = u.ip AND anomaly_flag = v.flag \
+                     AND id < $2 AND id >= $3 ORDER BY id DESC LIMIT $4) x)"
+                ));
+            }
+        }
+    }
+    if parts.is_empty() {
+        tx.batch_execute("SET LOCAL enable_bitmapscan = on")?;
+        return Ok(Vec::new());
+    }
+    let newest = format!(
+        // (The WHERE names $1 and $5 for when no part uses them.)
+        "SELECT DISTINCT ON (id) * FROM ({}) AS i(t, id) \
+         WHERE $1::text IS NOT NULL AND $5::bool[] IS NOT NULL ORDER BY id DESC LIMIT $4",
+        parts.join(" UNION ALL ")
+    );
+    let mut ids: Vec<Vec<i64>> = vec![Vec::new(); group.len()];
+    for r in tx.query(&newest, &params)? {
+        let t: i32 = r.get(0);
+        if let Some(list) = ids.get_mut(t as usize) {
+            list.push(r.get(1));
+        }
+    }
+
+    // 3. Their rows.
+    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+    let mut fetch: Vec<String> = Vec::new();
+    for (table, list) in group.iter().zip(&ids) {
+        if !list.is_empty() {
+            params.push(list);
+            fetch.push(format!(
+                "(SELECT {PACKET_COLUMNS} FROM {table} WHERE id = ANY(${}))",
+                params.len()
+            ));
+        }
+    }
+    let rows = if fetch.is_empty() {
+        Vec::new()
+    } else {
+        tx.query(&fetch.join(" UNION ALL "), &params)?
+            .iter()
+            .map(packet_row)
+            .collect()
+    };
     tx.batch_execute("SET LOCAL enable_bitmapscan = on")?;
-    Ok(Some(rows))
+    Ok(rows)
 }
 
 /// Longest a search (by host, network or port) or a host view may take.
