@@ -174,7 +174,7 @@ const TABLE: &str = "$table";
 
 /// Packets newest first, filtered, from `before` down. A search by host,
 /// network or port reads each side (source and destination) newest first
-/// and merges the two, partition by partition (see [`newest_across`]); see
+/// and merges the two, partition by partition (see `newest_across`); see
 /// [`SEARCH_TIMEOUT_MS`].
 pub fn packets(c: &mut impl GenericClient, f: &PacketFilter) -> Result<Vec<PacketRow>, StoreError> {
     let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
