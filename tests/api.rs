@@ -636,3 +636,41 @@ fn a_time_range_bounds_the_charts_the_talkers_and_the_table() {
         assert!(!bad(&st, query, parameter).is_empty(), "{query}");
     }
 }
+
+/// `/api/storage` (issue #14): what an honest page reads, and what it
+/// refuses: parameters it does not take, writes, readers without the token.
+#[test]
+fn storage_reports_partitions_and_refuses_what_it_does_not_take() {
+    let db = filled_db("api_storage");
+    let st = state(&db, None);
+    let v = ok(&st, "/api/storage");
+    assert!(v["database_bytes"].as_i64().unwrap() > 0, "{v}");
+    assert!(v["partitions"].as_array().is_some(), "{v}");
+    assert!(v["retention_days"].is_null(), "off by default: {v}");
+    assert_eq!(v["drops_total"], 0);
+    assert!(v["default_partition"]["bytes"].as_i64().is_some(), "{v}");
+    bad(&st, "/api/storage?range=1h", "range");
+    let huge = format!("/api/storage?{}=1", "x".repeat(100_000));
+    assert_eq!(get(&st, &huge).status, 400);
+    assert_eq!(
+        route(&ApiRequest::new("POST", "/api/storage"), &st).status,
+        405
+    );
+    let locked = WebState::new(
+        store::open_pool(&db.url, 2).unwrap(),
+        Arc::new(ModelSlot::default()),
+        Arc::new(Stats::default()),
+        Arc::new(common::Idle),
+        WebSettings {
+            access: netsentinel::web::guard::Access {
+                read_token: Some("reader".into()),
+                ..Default::default()
+            },
+            ..WebSettings::default()
+        },
+    );
+    assert_eq!(get(&locked, "/api/storage").status, 401);
+    let mut req = ApiRequest::new("GET", "/api/storage");
+    req.authorization = Some("Bearer reader".into());
+    assert_eq!(route(&req, &locked).status, 200);
+}
