@@ -27,6 +27,14 @@ const IDLE_NAP: Duration = Duration::from_millis(2);
 const STATS_EVERY: Duration = Duration::from_secs(1);
 /// The kernel buffer libpcap asks for: big enough for bursts of small frames.
 const KERNEL_BUFFER_BYTES: i32 = 32 << 20;
+/// The largest snap length captured in immediate mode. Immediate mode makes
+/// libpcap use a ring of fixed slots sized for the snap length (or the MTU):
+/// at 65,535 bytes (whole frames for a capture file, on loopback or with
+/// offloads) 32 MiB holds only 256 frames, and a burst of a few thousand
+/// overflows it. Past this length the ring packs frames by their real size
+/// (TPACKET_V3 blocks, ~30,000 frames of 1 KB), at the price of up to
+/// READ_TIMEOUT_MS before a quiet link's frames are read.
+const IMMEDIATE_SNAPLEN_MAX: i32 = 2_048;
 
 /// Records buffered for the sender by default.
 pub const DEFAULT_BUFFER: u64 = 100_000;
@@ -318,7 +326,7 @@ fn open(opts: &LiveOptions) -> Result<pcap::Capture<pcap::Active>, LiveError> {
         .promisc(opts.promisc)
         .snaplen(opts.snaplen)
         .timeout(READ_TIMEOUT_MS)
-        .immediate_mode(true)
+        .immediate_mode(opts.snaplen <= IMMEDIATE_SNAPLEN_MAX)
         .buffer_size(KERNEL_BUFFER_BYTES)
         .open()
         .map_err(|e| classify_open_error(&opts.interface, &e))?
