@@ -37,6 +37,13 @@ const LINGER: Duration = Duration::from_secs(2);
 /// How long a hello waits for its name's earlier connection to finish
 /// answering before it is refused as taken.
 const NAME_PATIENCE: Duration = Duration::from_secs(1);
+/// Tries of each question a hello asks the database (who may send, the
+/// sender's mark) before the sender is told to try again: a pooled
+/// connection whose backend was just terminated (a restart, a failover,
+/// `pg_terminate_backend`) fails once and the pool replaces it.
+const DATABASE_ATTEMPTS: u32 = 3;
+/// The pause before the second try, doubled before the third.
+const DATABASE_RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// Bytes read from the socket at once.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -354,11 +361,8 @@ impl<'a> Connection<'a> {
     /// free (one live connection per name), then the welcome with its next seq.
     fn hello(&mut self, hello: protocol::Hello) -> Result<(), String> {
         let name: Arc<str> = Arc::from(hello.name.as_str());
-        let mut c = match self.ctx.pool.get() {
-            Ok(c) => c,
-            Err(e) => return self.database_down(&name, &e.to_string()),
-        };
-        match senders::admit(&mut *c, Some(&name), hello.token.as_deref()) {
+        let token = hello.token.as_deref();
+        match self.ask_database(|c| senders::admit(c, Some(&name), token)) {
             Ok(admission) => {
                 if let Some(why) = admission.refusal(&name) {
                     log::warn!("connection {} from {}: {why}", self.id, self.peer);
@@ -381,7 +385,7 @@ impl<'a> Connection<'a> {
         }
         // The name is ours, so its mark cannot move under us: every earlier
         // connection under it has had all its lines answered.
-        let next_seq = match queries::sender_mark(&mut *c, &name) {
+        let next_seq = match self.ask_database(|c| queries::sender_mark(c, &name)) {
             Ok(m) => m.map_or(1, |m| m.max(0) as u64 + 1),
             Err(e) => return self.database_down(&name, &e.to_string()),
         };
@@ -399,12 +403,7 @@ impl<'a> Connection<'a> {
 
     /// A packet before any hello: allowed only while no sender is registered.
     fn admit_anonymous(&mut self) -> Result<(), String> {
-        let admission = self
-            .ctx
-            .pool
-            .get()
-            .map_err(StoreError::from)
-            .and_then(|mut c| senders::admit(&mut *c, None, None));
+        let admission = self.ask_database(|c| senders::admit(c, None, None));
         match admission {
             Ok(senders::Admission::Open) => {
                 self.admitted = true;
@@ -416,6 +415,38 @@ impl<'a> Connection<'a> {
                     .into(),
             ),
             Err(e) => self.database_down(&self.client.clone(), &e.to_string()),
+        }
+    }
+
+    /// `ask` on a connection from the pool, again on another one when the
+    /// query failed for a passing reason (the connection was cut, the server
+    /// is shutting down or failing over), up to DATABASE_ATTEMPTS in all. A
+    /// pool that gives no connection in time is not asked again: it waited.
+    fn ask_database<T>(
+        &self,
+        mut ask: impl FnMut(&mut postgres::Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .ctx
+                .pool
+                .get()
+                .map_err(StoreError::from)
+                .and_then(|mut c| ask(&mut c));
+            match result {
+                Err(e @ StoreError::Query(_))
+                    if e.is_transient() && attempt < DATABASE_ATTEMPTS =>
+                {
+                    log::info!(
+                        "connection {}: database question failed ({e}); asking again",
+                        self.id
+                    );
+                    std::thread::sleep(DATABASE_RETRY_PAUSE * 2u32.pow(attempt - 1));
+                    attempt += 1;
+                }
+                other => return other,
+            }
         }
     }
 

@@ -260,6 +260,13 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // A failed test shows what the server said (its last 100 lines).
+            let log = self.log.text();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(100)..].join("\n");
+            eprintln!("---- server log (last 100 lines) ----\n{tail}");
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
