@@ -21,4 +21,7 @@ npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 # Here a missing browser piece fails the browser test instead of skipping it.
 export BROWSER_TEST_REQUIRED=1
 
+# The patched tiny_http's own tests (vendor/tiny_http/PATCH.md), then ours.
+cargo test --quiet --manifest-path vendor/tiny_http/Cargo.toml \
+  --target-dir target/vendor-tiny-http --lib
 cargo test "$@"

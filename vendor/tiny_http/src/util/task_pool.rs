@@ -69,7 +69,13 @@ impl TaskPool {
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
+        // NetSentinel patch: a thread woken for a queued task counts as
+        // waiting until it gets the lock back, so `waiting == 0` let a second
+        // task queue behind a thread that was already taken; that task (a
+        // new connection) then waited until some connection ended, seconds
+        // under slow peers. A task is queued only while idle threads
+        // outnumber the tasks already queued (puma's fix of the same race).
+        if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
             self.add_thread(Some(code));
         } else {
             queue.push_back(code);
@@ -133,5 +139,43 @@ impl Drop for TaskPool {
             .active_tasks
             .store(999_999_999, Ordering::Release);
         self.sharing.condvar.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TaskPool;
+    use std::sync::{Arc, Barrier};
+    use std::time::Duration;
+
+    /// NetSentinel patch: tasks spawned back to back each get a thread, even
+    /// before the idle threads woken for the first ones have run.
+    #[test]
+    fn tasks_spawned_back_to_back_each_get_a_thread() {
+        for _ in 0..50 {
+            let pool = TaskPool::new();
+            // Past the idle threads: each task waits for all the others.
+            let tasks = super::MIN_THREADS + 3;
+            let barrier = Arc::new(Barrier::new(tasks + 1));
+            for _ in 0..tasks {
+                let barrier = barrier.clone();
+                let mut once = Some(());
+                pool.spawn(Box::new(move || {
+                    if once.take().is_some() {
+                        barrier.wait();
+                    }
+                }));
+            }
+            let (tx, rx) = std::sync::mpsc::channel();
+            let waiter = barrier.clone();
+            std::thread::spawn(move || {
+                waiter.wait();
+                let _ = tx.send(());
+            });
+            assert!(
+                rx.recv_timeout(Duration::from_secs(5)).is_ok(),
+                "a task was queued behind a busy thread"
+            );
+        }
     }
 }
